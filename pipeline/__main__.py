@@ -1,0 +1,117 @@
+"""Command line: `python -m pipeline COMMAND --help`.
+
+Building itself goes through doit (`doit build_cpython`); these commands are
+the tools around it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import PipelineError
+
+
+def parse_size(text: str) -> int:
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    text = text.strip().upper().removesuffix("B")
+    if text and text[-1] in units:
+        return int(float(text[:-1]) * units[text[-1]])
+    return int(text)
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from .spec import Recipe
+
+    text = json.dumps(Recipe.model_json_schema(by_alias=True), indent=2) + "\n"
+    if args.output:
+        Path(args.output).write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from .engine import load_engine
+
+    engine = load_engine(args.root)
+    print(f"ok: {len(engine.graph.order)} recipes, order: {' '.join(engine.graph.order)}")
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from .engine import load_engine
+    from .explain import explain
+
+    engine = load_engine(args.root)
+    unknown = [t for t in args.tasks if t not in engine.graph.nodes]
+    if unknown:
+        raise PipelineError(f"unknown task {unknown[0]!r}; known: {' '.join(engine.graph.order)}")
+    print("\n".join(explain(engine, args.tasks)))
+    return 0
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    from .cache import ArtifactCache
+    from .config import load_config, project_paths
+
+    paths = project_paths(args.root.resolve(), load_config(args.root.resolve()))
+    removed, left = ArtifactCache(paths).prune(parse_size(args.max_size))
+    print(f"removed {removed} entries; {left / (1 << 20):.1f} MiB left in {paths.artifacts}")
+    return 0
+
+
+def cmd_provision(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .provision import ensure_apt_packages, ensure_deb_src
+
+    config = load_config(args.root.resolve())
+    if not args.packages_only:
+        ensure_deb_src()
+        print("deb-src entries in place")
+    if not args.deb_src:
+        installed = ensure_apt_packages(config.system_packages + config.toolchain_packages)
+        print(f"installed: {' '.join(installed)}" if installed else "pinned packages already installed")
+    return 0
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__)
+    parser.add_argument("--root", type=Path, default=Path.cwd(), help="project root (default: current dir)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    schema = sub.add_parser("schema", help="write the recipe JSON Schema (for editors)")
+    schema.add_argument("-o", "--output", help="file to write (default: stdout)")
+    schema.set_defaults(func=cmd_schema)
+
+    check = sub.add_parser("check", help="validate config and every recipe, print the build order")
+    check.set_defaults(func=cmd_check)
+
+    explain = sub.add_parser("explain", help="say why tasks would run, naming the key inputs that changed")
+    explain.add_argument("tasks", nargs="*", help="tasks (with their dependencies); default: all")
+    explain.set_defaults(func=cmd_explain)
+
+    prune = sub.add_parser("prune", help="shrink the artifact cache to a size bound (least recently used first)")
+    prune.add_argument("--max-size", required=True, help="e.g. 500M, 10G")
+    prune.set_defaults(func=cmd_prune)
+
+    provision = sub.add_parser("provision", help="install the pinned toolchain packages and deb-src entries (root)")
+    provision.add_argument("--deb-src", action="store_true", help="only add deb-src entries")
+    provision.add_argument("--packages-only", action="store_true", help="only install packages")
+    provision.set_defaults(func=cmd_provision)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except PipelineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

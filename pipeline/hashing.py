@@ -1,0 +1,108 @@
+"""Content hashing: canonical JSON, file digests, and a stat cache so an unchanged
+file is read once, not once per task per run."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+CHUNK = 1 << 20
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def walk_relative(top: str) -> Iterator[tuple[str, os.DirEntry[str]]]:
+    """(relative posix path, entry) for every file and symlink below `top`, sorted.
+
+    Plain strings and scandir, not pathlib: this runs over every input file on
+    every no-op run.
+    """
+    stack = [("", top)]
+    while stack:
+        prefix, folder = stack.pop()
+        with os.scandir(folder) as scan:
+            entries = sorted(scan, key=lambda e: e.name)
+        subdirs = []
+        for entry in entries:
+            rel = prefix + entry.name
+            if entry.is_dir(follow_symlinks=False):
+                subdirs.append((rel + "/", entry.path))
+            else:
+                yield rel, entry
+        stack.extend(reversed(subdirs))
+
+
+class StatCache:
+    """sha256 of files, remembered by (path, size, mtime_ns, ctime_ns, inode).
+
+    Any change to those five re-reads the file; no timestamp ever decides a
+    build by itself, it only says whether a stored digest may be reused.
+    """
+
+    def __init__(self, db_path: Path | None) -> None:
+        self._db_path = db_path
+        self._rows: dict[str, list[Any]] = {}
+        self._dirty = False
+        if db_path is not None:
+            try:
+                with open(db_path) as handle:
+                    self._rows = json.load(handle)
+            except (FileNotFoundError, ValueError):
+                self._rows = {}
+
+    def digest(self, path: Path | str, st: os.stat_result | None = None) -> str:
+        key = str(path)
+        st = st or os.stat(key)
+        row = self._rows.get(key)
+        if (
+            row is not None
+            and row[0] == st.st_size
+            and row[1] == st.st_mtime_ns
+            and row[2] == st.st_ctime_ns
+            and row[3] == st.st_ino
+        ):
+            return row[4]
+        digest = sha256_file(Path(key))
+        self._rows[key] = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, digest]
+        self._dirty = True
+        return digest
+
+    def tree_digests(self, top: Path) -> dict[str, str]:
+        """Relative path -> sha256 for a file or a whole directory."""
+        if top.is_file():
+            return {top.name: self.digest(top)}
+        out: dict[str, str] = {}
+        for rel, entry in walk_relative(str(top)):
+            if entry.is_symlink():
+                out[rel] = "link:" + os.readlink(entry.path)
+            else:
+                out[rel] = self.digest(entry.path, entry.stat())
+        return out
+
+    def flush(self) -> None:
+        if not self._dirty or self._db_path is None:
+            return
+        self._db_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self._db_path.with_name(f".{self._db_path.name}.{os.getpid()}")
+        with open(tmp, "w") as handle:
+            json.dump(self._rows, handle, separators=(",", ":"))
+        os.replace(tmp, self._db_path)
+        self._dirty = False

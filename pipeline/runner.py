@@ -1,0 +1,189 @@
+"""Running one task: restore from the cache or build, atomically.
+
+Order matters (rattler-build's rule: a failed rerun cannot revive stale success):
+1. drop the task's state record, so nothing below can be mistaken for done;
+2. build (or restore) into a staging dir beside the final place;
+3. swap it into place, run the recipe's self-test, and only then
+4. write the state record and store the output in the cache.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .builders import build_script, test_script
+from .config import describe_toolchain
+from .engine import Engine
+from .errors import PipelineError
+from .render import sysroot_path
+from .sources import apply_patches, fetch_source, unpack_source
+from .state import Manifest, clear_state, make_manifest, write_json_atomic
+
+LOG_TAIL_LINES = 25
+KEEP_WORK_ENV = "PIPELINE_KEEP_WORK"
+
+
+class StepFailed(PipelineError):
+    def __init__(self, task: str, what: str, log: Path) -> None:
+        lines = log.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:] if log.exists() else []
+        tail = "\n".join("    " + line for line in lines)
+        super().__init__(f"{task}: {what}\n  --- last {len(lines)} lines of {log} ---\n{tail}\n  --- full log: {log}")
+
+
+def die_with_parent() -> None:
+    """Children die with us (SIGKILL included), so no orphan writes into build/."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def run_bash(script: str, cwd: Path, env: dict[str, str], log: Path, label: str) -> int:
+    script_file = log.with_name(f".{log.stem}.{label}.sh")
+    script_file.write_text(script)
+    with open(log, "a") as out:
+        out.write(f"=== {label} ({time.strftime('%H:%M:%S')}) ===\n")
+        out.flush()
+        proc = subprocess.Popen(
+            ["bash", str(script_file)], cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, preexec_fn=die_with_parent,
+        )
+        try:
+            return proc.wait()
+        except BaseException:
+            proc.kill()
+            raise
+        finally:
+            script_file.unlink(missing_ok=True)
+
+
+def step_env(engine: Engine, task: str, out: Path, work: Path, src: Path | None) -> dict[str, str]:
+    recipe = engine.rendered[task]
+    paths = engine.paths
+    env = dict(os.environ)
+    pythonpath = [str(Path(__file__).resolve().parent.parent), env.get("PYTHONPATH", "")]
+    env.update(
+        {
+            "OUT": str(out),
+            "PREFIX": str(paths.output_dir(task)),
+            "WORK": str(work),
+            "SRC": str(src or work),
+            "JOBS": str(engine.config.job_count()),
+            "PYTHON": sys.executable,
+            "PYTHONPATH": os.pathsep.join(p for p in pythonpath if p),
+            "RECIPE_DIR": str(engine.graph.nodes[task].folder),
+            "PROJECT_ROOT": str(paths.root),
+            "TARGET": engine.config.target,
+            "SOURCE_DATE_EPOCH": env.get("SOURCE_DATE_EPOCH", "0"),
+        }
+    )
+    env.update(recipe.build.env)
+    return env
+
+
+def check_outputs(task: str, declared: list[str], out: Path) -> None:
+    missing = [item for item in declared if not (out / item).exists()]
+    if missing:
+        raise PipelineError(f"{task}: declared outputs missing after build: {', '.join(missing)}")
+
+
+def build_into(engine: Engine, task: str, staging: Path, work: Path, log: Path) -> None:
+    entry = engine.graph.nodes[task]
+    recipe = engine.rendered[task]
+    src: Path | None = None
+    if recipe.source is not None:
+        found = fetch_source(engine.paths, entry.rel, entry.folder, recipe.source)
+        src = unpack_source(found, work, recipe.source.extract_dir)
+        apply_patches(src, [entry.folder / p for p in recipe.source.patches], log)
+    staging.mkdir(parents=True)
+    tc = describe_toolchain(engine.config, sysroot_path(engine.paths, engine.config))
+    script = build_script(entry.builder, recipe, tc)
+    code = run_bash(script, src or work, step_env(engine, task, staging, work, src), log, "build")
+    if code != 0:
+        raise StepFailed(task, f"build step exited with {code}", log)
+    check_outputs(task, recipe.outputs, staging)
+
+
+def swap_in(staging: Path, final: Path, backup: Path) -> None:
+    shutil.rmtree(backup, ignore_errors=True)
+    if final.exists():
+        os.replace(final, backup)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(staging, final)
+
+
+def self_test(engine: Engine, task: str, final: Path, work: Path, log: Path) -> None:
+    script = test_script(engine.rendered[task])
+    if not script:
+        return
+    work.mkdir(parents=True, exist_ok=True)
+    code = run_bash(script, work, step_env(engine, task, final, work, None), log, "test")
+    if code != 0:
+        raise StepFailed(task, f"self-test exited with {code}", log)
+
+
+def record(engine: Engine, task: str, manifest: Manifest, outcome: str, seconds: float) -> None:
+    key = engine.keys.key(task)
+    state = {"task": task, "key": key, "inputs": engine.keys.inputs(task), "manifest": manifest,
+             "outcome": outcome, "seconds": round(seconds, 3)}
+    write_json_atomic(engine.paths.state_file(task), state)
+
+
+def run_task(engine: Engine, task: str) -> dict[str, str]:
+    """Bring one task's output up to date.
+
+    Returns {"outcome": "up to date" | "restored" | "built", "note": ...}.
+    """
+    started = time.monotonic()
+    if engine.status(task).up_to_date:  # also takes the build lock
+        return {"outcome": "up to date"}
+    paths = engine.paths
+    key = engine.keys.key(task)
+    final = paths.output_dir(task)
+    clear_state(paths.state_file(task))
+    slug = final.name
+    staging_root = paths.staging_root() / final.relative_to(paths.build).parent
+    staging, backup = staging_root / f"{slug}.new", staging_root / f"{slug}.old"
+    work, log = paths.work_dir(task), paths.log_file(task)
+    for stale in (staging, backup, work):  # leftovers of a killed run; we hold the lock
+        shutil.rmtree(stale, ignore_errors=True)
+    staging_root.mkdir(parents=True, exist_ok=True)
+    work.mkdir(parents=True)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text(f"task {task}\nkey {key}\n")
+
+    if engine.cache.has(key):
+        manifest, problem = engine.cache.restore(key, staging)
+        if manifest is not None:
+            swap_in(staging, final, backup)
+            shutil.rmtree(backup, ignore_errors=True)
+            shutil.rmtree(work, ignore_errors=True)
+            record(engine, task, manifest, "restored", time.monotonic() - started)
+            return {"outcome": "restored"}
+        note = f"cache entry {key[:12]} was corrupt ({problem}): evicted and rebuilt"
+        with open(log, "a") as handle:
+            handle.write(f"warning: {note}\n")
+    else:
+        note = ""
+
+    build_into(engine, task, staging, work, log)
+    manifest = make_manifest(staging)
+    swap_in(staging, final, backup)
+    try:
+        self_test(engine, task, final, work, log)
+    except PipelineError:
+        shutil.rmtree(final, ignore_errors=True)
+        if backup.exists():
+            os.replace(backup, final)
+        raise
+    shutil.rmtree(backup, ignore_errors=True)
+    record(engine, task, manifest, "built", time.monotonic() - started)
+    engine.cache.store(key, final, manifest)
+    if os.environ.get(KEEP_WORK_ENV, "") in ("", "0"):
+        shutil.rmtree(work, ignore_errors=True)
+    return {"outcome": "built", "note": note}

@@ -1,0 +1,77 @@
+"""Shared helpers: throwaway copies of fixture projects, run through real doit."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+class Project:
+    """A copy of a fixture project with its own build dir and cache."""
+
+    def __init__(self, root: Path, cache: Path) -> None:
+        self.root = root
+        self.cache = cache
+        self.count_file = root / "count"
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            PYTHONPATH=str(REPO), PIPELINE_CACHE_DIR=str(self.cache), COUNT_FILE=str(self.count_file), **extra
+        )
+        return env
+
+    def doit(self, *args: str, check: bool = True, **env: str) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [sys.executable, "-m", "doit", *args], cwd=self.root, env=self.env(**env),
+            capture_output=True, text=True, check=False, timeout=300,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"doit {args} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [sys.executable, "-m", "pipeline", *args], cwd=self.root, env=self.env(),
+            capture_output=True, text=True, check=False, timeout=300,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"pipeline {args} failed:\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    def runs(self) -> list[str]:
+        """Which build steps ran since the last call (each step appends its name)."""
+        if not self.count_file.exists():
+            return []
+        lines = self.count_file.read_text().split()
+        self.count_file.write_text("")
+        return lines
+
+    def recipe(self, name: str) -> Path:
+        return self.root / "recipes" / f"{name}.yaml"
+
+    def edit(self, name: str, old: str, new: str) -> None:
+        path = self.recipe(name)
+        text = path.read_text()
+        assert old in text, f"{old!r} not in {path}"
+        path.write_text(text.replace(old, new))
+
+
+def make_project(tmp_path: Path, fixture: str = "basic") -> Project:
+    root = tmp_path / "project"
+    shutil.copytree(FIXTURES / fixture, root)
+    shutil.copy(REPO / "dodo.py", root / "dodo.py")
+    return Project(root, tmp_path / "cache")
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    return make_project(tmp_path)

@@ -1,0 +1,175 @@
+"""The engine end to end on a fixture project whose steps run the host C compiler."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import Project
+
+
+def test_first_run_builds_then_second_run_executes_nothing(project: Project) -> None:
+    first = project.doit()
+    assert sorted(project.runs()) == ["greeting", "hello", "standalone"]
+    assert "summary: 3 built" in first.stdout
+    assert (project.root / "build/greeting/greeting.txt").read_text() == "hello from a fixture\n"
+    second = project.doit()
+    assert project.runs() == []
+    assert "3 up to date" in second.stdout
+
+
+def test_edit_reruns_recipe_and_dependents_only_and_revert_restores(project: Project) -> None:
+    project.doit()
+    project.runs()
+    project.edit("hello", "GREETING: hello", "GREETING: howdy")
+    project.doit()
+    assert sorted(project.runs()) == ["greeting", "hello"]
+    assert (project.root / "build/greeting/greeting.txt").read_text() == "howdy from a fixture\n"
+
+    project.edit("hello", "GREETING: howdy", "GREETING: hello")
+    out = project.doit().stdout
+    assert project.runs() == [], "a revert must restore from the cache, not build"
+    assert "2 restored" in out
+    assert (project.root / "build/greeting/greeting.txt").read_text() == "hello from a fixture\n"
+
+
+def test_source_file_change_is_seen_without_mtime(project: Project) -> None:
+    project.doit()
+    project.runs()
+    source = project.root / "src/hello.c"
+    stat = source.stat()
+    source.write_text(source.read_text().replace("from a fixture", "from a fixture, edited"))
+    os.utime(source, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # same mtime: content decides
+    project.doit()
+    assert sorted(project.runs()) == ["greeting", "hello"]
+    assert "from a fixture, edited" in (project.root / "build/greeting/greeting.txt").read_text()
+
+
+def test_sigkill_mid_step_then_rerun_gives_correct_output(project: Project) -> None:
+    project.doit("hello")
+    project.runs()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "doit", "greeting"], cwd=project.root, env=project.env(SLOW_STEP="60"),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while "greeting" not in (project.count_file.read_text() if project.count_file.exists() else ""):
+        assert time.monotonic() < deadline, "step never started"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    state = project.root / "build/.state/greeting.json"
+    assert not state.exists(), "a killed task must not be recorded as done"
+    assert not (project.root / "build/greeting").exists(), "no half-written output in place"
+
+    out = project.doit("greeting").stdout
+    assert "built" in out
+    assert (project.root / "build/greeting/greeting.txt").read_text() == "hello from a fixture\n"
+    assert json.loads(state.read_text())["outcome"] == "built"
+    assert not list((project.root / "build/.staging").glob("greeting*")), "leftovers are cleaned"
+
+
+def test_failed_rebuild_keeps_previous_good_output_and_is_not_up_to_date(project: Project) -> None:
+    project.doit()
+    project.edit("standalone", 'echo "{{ version }}"', "exit 3; echo")
+    failed = project.doit("standalone", check=False)
+    assert failed.returncode != 0
+    assert "build step exited with 3" in failed.stdout
+    assert "build/logs/standalone.log" in failed.stdout
+    assert (project.root / "build/standalone/version.txt").read_text() == "1.0\n"
+    again = project.doit("standalone", check=False)
+    assert again.returncode != 0, "a failed task is never marked up to date"
+
+
+def test_failing_self_test_keeps_previous_output(project: Project) -> None:
+    project.doit()
+    project.edit("hello", 'grep -q "from a fixture"', 'grep -q "never printed"')
+    project.edit("hello", "GREETING: hello", "GREETING: broken")
+    failed = project.doit("hello", check=False)
+    assert failed.returncode != 0 and "self-test exited" in failed.stdout
+    result = subprocess.run([project.root / "build/hello/bin/hello"], capture_output=True, text=True, check=True)
+    assert result.stdout == "hello from a fixture\n"
+
+
+def test_corrupt_cache_entry_is_detected_and_rebuilt(project: Project) -> None:
+    project.doit()
+    state = json.loads((project.root / "build/.state/standalone.json").read_text())
+    entry = project.cache / "artifacts" / state["key"][:2] / state["key"] / "tree" / "version.txt"
+    entry.write_text("9.9\n")  # same size, wrong content
+    project.edit("standalone", 'echo standalone >>', 'true; echo standalone >>')
+    project.doit()
+    project.runs()
+    project.edit("standalone", 'true; echo standalone >>', 'echo standalone >>')
+    out = project.doit()
+    assert "was corrupt" in out.stdout
+    assert project.runs() == ["standalone"]
+    assert (project.root / "build/standalone/version.txt").read_text() == "1.0\n"
+
+
+def test_tampered_output_is_rebuilt_by_size_or_with_verify(project: Project) -> None:
+    project.doit()
+    project.runs()
+    output = project.root / "build/standalone/version.txt"
+    output.write_text("1.00\n")  # size changed: noticed by default
+    project.doit()
+    assert project.runs() == ["standalone"] or output.read_text() == "1.0\n"
+    output.write_text("2.0\n")  # same size: noticed only with verify
+    project.doit()
+    assert output.read_text() == "2.0\n"
+    project.doit(PIPELINE_VERIFY="1")
+    assert output.read_text() == "1.0\n"
+
+
+def test_concurrent_runs_wait_for_the_lock(project: Project) -> None:
+    first = subprocess.Popen(
+        [sys.executable, "-m", "doit"], cwd=project.root, env=project.env(SLOW_STEP="2"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    time.sleep(0.8)
+    second = project.doit()
+    first.communicate(timeout=60)
+    assert first.returncode == 0
+    assert "waiting for another run" in second.stderr
+    assert sorted(project.runs()) == ["greeting", "hello", "standalone"], "each step ran exactly once"
+    assert (project.root / "build/greeting/greeting.txt").read_text() == "hello from a fixture\n"
+
+
+def test_explain_names_the_changed_input(project: Project) -> None:
+    project.doit()
+    project.edit("hello", "GREETING: hello", "GREETING: howdy")
+    out = project.cli("explain", "greeting").stdout
+    assert "hello: would build" in out
+    assert "recipe.build.env.GREETING: 'hello' -> 'howdy'" in out
+    assert "greeting: would build" in out and "deps.hello" in out
+    assert "standalone" not in out
+
+
+def test_key_ignores_checkout_location(tmp_path: Path) -> None:
+    from conftest import make_project
+
+    one = make_project(tmp_path / "a")
+    two = make_project(tmp_path / "b")
+    two.cache = one.cache  # share one cache between two checkouts
+    one.doit()
+    out = two.doit().stdout
+    assert "3 restored" in out
+
+
+def test_prune_bounds_the_cache(project: Project) -> None:
+    project.doit()
+    assert len(list((project.cache / "artifacts").glob("*/*/manifest.json"))) == 3
+    out = project.cli("prune", "--max-size", "0").stdout
+    assert "removed 3 entries" in out
+    assert not list((project.cache / "artifacts").glob("*/*/manifest.json"))
+
+
+def test_schema_is_json_schema_with_kebab_names(project: Project) -> None:
+    schema = json.loads(project.cli("schema").stdout)
+    build = schema["$defs"]["Build"]["properties"]
+    assert "configure-args" in build and "cross-script" in build
+    assert schema["additionalProperties"] is False

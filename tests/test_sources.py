@@ -1,0 +1,108 @@
+"""Source fetching, verification and safe extraction; the stat cache."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from pipeline import hashing
+from pipeline.errors import PipelineError, RecipeError
+from pipeline.hashing import StatCache, sha256_file
+from pipeline.paths import Paths
+from pipeline.sources import fetch_source, safe_extract, unpack_source
+from pipeline.spec import Source
+
+
+def make_tar(path: Path, members: list[tarfile.TarInfo], data: bytes = b"x") -> Path:
+    with tarfile.open(path, "w:gz") as tar:
+        for member in members:
+            if member.isfile():
+                member.size = len(data)
+                tar.addfile(member, io.BytesIO(data))
+            else:
+                tar.addfile(member)
+    return path
+
+
+def info(name: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> tarfile.TarInfo:
+    member = tarfile.TarInfo(name)
+    member.type = kind
+    member.linkname = link
+    return member
+
+
+SLIPS = {
+    "absolute path": [info("/etc/evil")],
+    "dot-dot path": [info("pkg/../../evil")],
+    "symlink outside": [info("pkg/link", tarfile.SYMTYPE, "../../outside")],
+    "absolute symlink": [info("pkg/link", tarfile.SYMTYPE, "/etc/passwd")],
+    "hardlink outside": [info("pkg/hard", tarfile.LNKTYPE, "../outside")],
+    "device file": [info("pkg/dev", tarfile.CHRTYPE)],
+    "fifo": [info("pkg/fifo", tarfile.FIFOTYPE)],
+}
+
+
+@pytest.mark.parametrize("kind", sorted(SLIPS))
+def test_tar_slip_is_refused(kind: str, tmp_path: Path) -> None:
+    archive = make_tar(tmp_path / "evil.tar.gz", SLIPS[kind])
+    dest = tmp_path / "out"
+    with pytest.raises(PipelineError, match="refusing"):
+        safe_extract(archive, dest)
+    assert not list(dest.rglob("*")), "nothing is extracted from a refused archive"
+
+
+def test_zip_slip_is_refused(tmp_path: Path) -> None:
+    archive = tmp_path / "evil.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("../evil", "x")
+    with pytest.raises(PipelineError, match="refusing"):
+        safe_extract(archive, tmp_path / "out")
+
+
+def test_safe_archive_unpacks_into_its_top_directory(tmp_path: Path) -> None:
+    archive = make_tar(tmp_path / "ok.tar.gz", [info("pkg-1.0/a.c"), info("pkg-1.0/ln", tarfile.SYMTYPE, "a.c")])
+    src = unpack_source(archive, tmp_path / "work", None)
+    assert src.name == "pkg-1.0" and (src / "a.c").read_bytes() == b"x"
+
+
+def test_url_source_is_verified_cached_and_mismatch_not_kept(tmp_path: Path) -> None:
+    archive = make_tar(tmp_path / "ok.tar.gz", [info("pkg/a.c")])
+    digest = sha256_file(archive)
+    paths = Paths(root=tmp_path, cache=tmp_path / "cache")
+    good = Source(url=archive.as_uri(), sha256=digest)
+    found = fetch_source(paths, "recipes/x.yaml", tmp_path, good)
+    assert found.parent == paths.source_dir(digest) and sha256_file(found) == digest
+    archive.unlink()  # the cache now serves it
+    assert fetch_source(paths, "recipes/x.yaml", tmp_path, good) == found
+
+    other = make_tar(tmp_path / "other.tar.gz", [info("pkg/b.c")])
+    wrong = "ab" * 32
+    with pytest.raises(RecipeError) as err:
+        fetch_source(paths, "recipes/x.yaml", tmp_path, Source(url=other.as_uri(), sha256=wrong))
+    message = str(err.value)
+    assert message.startswith("recipes/x.yaml: source.sha256: sha256 mismatch")
+    assert wrong in message and sha256_file(other) in message
+    assert not paths.source_dir(wrong).exists()
+    assert not [p for p in paths.sources.rglob("*") if p.is_file() and p.name == "other.tar.gz"]
+
+
+def test_stat_cache_reads_an_unchanged_file_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    reads: list[Path] = []
+    real = hashing.sha256_file
+    monkeypatch.setattr(hashing, "sha256_file", lambda path: reads.append(path) or real(path))
+    target = tmp_path / "input.txt"
+    target.write_text("one")
+    db = tmp_path / "stat.sqlite"
+    first = StatCache(db)
+    digest = first.digest(target)
+    assert first.digest(target) == digest
+    first.flush()
+    assert StatCache(db).digest(target) == digest, "a new process reuses the stored digest"
+    assert reads == [target]
+    target.write_text("two")
+    assert StatCache(db).digest(target) != digest
+    assert len(reads) == 2

@@ -1,0 +1,236 @@
+"""Tests for pipeline.wasm with tiny freestanding wasm32-wasi programs (clang-19)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import wasmtime
+
+from pipeline import wasm
+
+CLANG = shutil.which("clang-19")
+pytestmark = pytest.mark.skipif(CLANG is None, reason="clang-19 not installed")
+ROOT = Path(__file__).resolve().parents[1]
+
+SOURCE = r"""
+typedef struct { const char *buf; unsigned long len; } ciovec;
+#define WASI(name) \
+  __attribute__((import_module("wasi_snapshot_preview1"), import_name(#name)))
+typedef unsigned long long u64;
+WASI(fd_write)
+int fd_write(int fd, const ciovec *iovs, unsigned long n, unsigned long *written);
+WASI(proc_exit) _Noreturn void proc_exit(int code);
+WASI(path_open) int path_open(int fd, int dirflags, const char *path,
+    unsigned long path_len, int oflags, u64 rights, u64 inherit, int fdflags, int *out);
+
+static void put(int fd, const char *s, unsigned long len) {
+  ciovec iov = { s, len };
+  unsigned long n;
+  fd_write(fd, &iov, 1, &n);
+}
+
+void _start(void) {
+  static const char msg[] = "hello from wasm\n";
+#if defined(MODE_LOOP)
+  for (;;) { __asm__ volatile(""); }
+#elif defined(MODE_FILE)
+  int fd;  /* fd 3 is the first preopen; oflags 1 = O_CREAT, right 1<<6 = fd_write */
+  if (path_open(3, 0, "out.txt", 7, 1, 1ull << 6, 0, 0, &fd) != 0) proc_exit(99);
+  put(fd, msg, sizeof msg - 1);
+#else
+  put(1, msg, sizeof msg - 1);
+#endif
+  proc_exit(EXIT_CODE);
+}
+"""
+
+
+def _build(directory: Path, name: str, *defines: str) -> Path:
+    src = directory / "prog.c"
+    src.write_text(SOURCE)
+    out = directory / f"{name}.wasm"
+    subprocess.run(
+        [
+            CLANG or "clang-19",
+            "--target=wasm32-wasi",
+            "-nostdlib",
+            "-O2",
+            "-Wl,--no-entry",
+            "-Wl,--export=_start",
+            *[f"-D{d}" for d in defines],
+            str(src),
+            "-o",
+            str(out),
+        ],
+        check=True,
+    )
+    return out
+
+
+@pytest.fixture(scope="module")
+def progs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("wasm")
+    return {
+        "hello7": _build(d, "hello7", "EXIT_CODE=7"),
+        "hello0": _build(d, "hello0", "EXIT_CODE=0"),
+        "loop": _build(d, "loop", "EXIT_CODE=0", "MODE_LOOP"),
+        "file": _build(d, "file", "EXIT_CODE=3", "MODE_FILE"),
+    }
+
+
+def test_run_captures_stdout_and_exit_code(
+    progs: dict[str, Path], tmp_path: Path
+) -> None:
+    engine = wasm.make_engine()
+    before = threading.stack_size()
+    out = tmp_path / "out.txt"
+    run = wasm.WasiRun(argv=["hello7.wasm"], stdout=out)
+    assert wasm.run_wasi(wasm.load_module(engine, progs["hello7"]), engine, run) == 7
+    assert out.read_text() == "hello from wasm\n"
+    assert threading.stack_size() == before
+
+
+def test_inherited_stdout_exit_zero(
+    progs: dict[str, Path], capfd: pytest.CaptureFixture[str]
+) -> None:
+    engine = wasm.make_engine()
+    assert (
+        wasm.run_wasi(wasm.load_module(engine, progs["hello0"]), engine, wasm.WasiRun())
+        == 0
+    )
+    assert capfd.readouterr().out == "hello from wasm\n"
+
+
+def test_precompiled_roundtrip(progs: dict[str, Path], tmp_path: Path) -> None:
+    artifact = tmp_path / "hello7.cwasm"
+    artifact.write_bytes(
+        wasm.compile_module(wasm.make_engine(for_run=False), progs["hello7"])
+    )
+    engine = wasm.make_engine()
+    module = wasm.load_module(engine, progs["hello7"], precompiled=artifact)
+    out = tmp_path / "out.txt"
+    assert wasm.run_wasi(module, engine, wasm.WasiRun(stdout=out)) == 7
+    assert out.read_text() == "hello from wasm\n"
+
+
+def test_artifact_needs_matching_settings(
+    progs: dict[str, Path], tmp_path: Path
+) -> None:
+    artifact = tmp_path / "fuel.cwasm"
+    artifact.write_bytes(
+        wasm.compile_module(wasm.make_engine(fuel=True), progs["hello0"])
+    )
+    with pytest.raises(wasmtime.WasmtimeError, match="fuel"):
+        wasm.load_module(wasm.make_engine(), progs["hello0"], precompiled=artifact)
+
+
+def test_cross_architecture_target_is_rejected_cleanly() -> None:
+    # wasmtime-py 50 ships only the host's Cranelift backend; Engine() would abort.
+    other = "x86_64" if wasm.host_triple().startswith("aarch64") else "aarch64"
+    with pytest.raises(ValueError, match="no code generator"):
+        wasm.make_engine(f"{other}-unknown-linux-gnu", for_run=False)
+
+
+def test_pulley_target_compiles(progs: dict[str, Path]) -> None:
+    code = wasm.compile_module(
+        wasm.make_engine("pulley64", for_run=False), progs["hello0"]
+    )
+    assert len(code) > 0
+
+
+def test_timeout_raises_time_limit_error(progs: dict[str, Path]) -> None:
+    engine = wasm.make_engine()
+    start = time.monotonic()
+    with pytest.raises(wasm.TimeLimitExceeded, match="time limit exceeded"):
+        wasm.run_wasi(
+            wasm.load_module(engine, progs["loop"]), engine, wasm.WasiRun(timeout_s=0.5)
+        )
+    assert 0.4 < time.monotonic() - start < 5
+
+
+def test_fuel_exhaustion(progs: dict[str, Path]) -> None:
+    engine = wasm.make_engine(fuel=True)
+    with pytest.raises(wasm.WasmTrap, match="fuel exhausted"):
+        wasm.run_wasi(
+            wasm.load_module(engine, progs["loop"]), engine, wasm.WasiRun(fuel=100_000)
+        )
+    with pytest.raises(ValueError, match="fuel=True"):
+        wasm.run_wasi(
+            wasm.load_module(engine, progs["loop"]),
+            wasm.make_engine(),
+            wasm.WasiRun(fuel=1),
+        )
+
+
+def test_preopen_dir(progs: dict[str, Path], tmp_path: Path) -> None:
+    engine = wasm.make_engine()
+    run = wasm.WasiRun(preopens=[(tmp_path, "/data")])
+    assert wasm.run_wasi(wasm.load_module(engine, progs["file"]), engine, run) == 3
+    assert (tmp_path / "out.txt").read_text() == "hello from wasm\n"
+
+
+def test_compat_fingerprint() -> None:
+    fp = wasm.compat_fingerprint(wasm.make_engine())
+    assert fp["wasmtime"] == importlib.metadata.version("wasmtime")
+    assert fp["target"] == wasm.host_triple()
+    assert fp["epoch_interruption"] is True and fp["max_wasm_stack"] == 16 * wasm.MIB
+    assert fp == wasm.compat_fingerprint(wasm.EngineSettings(target=wasm.host_triple()))
+    assert fp != wasm.compat_fingerprint(wasm.make_engine(fuel=True))
+    with pytest.raises(TypeError):
+        wasm.compat_fingerprint(wasmtime.Engine())
+
+
+def test_stack_mismatch_is_reported(progs: dict[str, Path]) -> None:
+    engine = wasm.make_engine(max_wasm_stack=4 * wasm.MIB)
+    with pytest.raises(ValueError, match="max_wasm_stack"):
+        wasm.run_wasi(wasm.load_module(engine, progs["hello0"]), engine, wasm.WasiRun())
+
+
+def test_cli_compile_and_run(
+    progs: dict[str, Path], tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    artifact = tmp_path / "hello7.cwasm"
+    assert wasm.main(["compile", str(progs["hello7"]), "-o", str(artifact)]) == 0
+    argv = [
+        "run",
+        "--dir",
+        f"{tmp_path}::/tmp",
+        "--env",
+        "A=1",
+        "--precompiled",
+        str(artifact),
+    ]
+    assert wasm.main([*argv, str(progs["hello7"]), "-x", "y"]) == 7
+    assert capfd.readouterr().out == "hello from wasm\n"
+    assert wasm.main(["run", "--timeout", "0.3", str(progs["loop"])]) == 124
+    assert "time limit exceeded" in capfd.readouterr().err
+
+
+def test_cli_module_entry_point(progs: dict[str, Path]) -> None:
+    cmd = [sys.executable, "-m", "pipeline.wasm"]
+    helped = subprocess.run(
+        [*cmd, "run", "--help"], check=False, cwd=ROOT, capture_output=True, text=True
+    )
+    assert helped.returncode == 0 and "HOST::GUEST" in helped.stdout
+    ran = subprocess.run(
+        [*cmd, "run", str(progs["hello7"])],
+        check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert (ran.returncode, ran.stdout) == (7, "hello from wasm\n")
+
+
+def test_cli_compile_bad_target(progs: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "x.cwasm"
+    args = ["compile", "--target", "bogus-triple", str(progs["hello0"]), "-o", str(out)]
+    assert wasm.main(args) == 2
+    assert not out.exists()
