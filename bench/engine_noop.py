@@ -22,7 +22,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
-def timed(argv: list[str], cwd: Path, env: dict[str, str], repeat: int) -> tuple[float, subprocess.CompletedProcess[str]]:
+def timed(
+    argv: list[str], cwd: Path, env: dict[str, str], repeat: int
+) -> tuple[float, subprocess.CompletedProcess[str]]:
     times = []
     proc = None
     for _ in range(repeat):
@@ -49,7 +51,7 @@ def make_synthetic(root: Path, tasks: int, files_per_task: int) -> None:
             f"package: {{name: t{i}, version: '1'}}\n"
             f"depends: [{dep_list}]\n"
             f"inputs: [../inputs/t{i}]\n"
-            "build:\n  script: |\n    cat \"$ROOT_INPUTS\"/*.txt > \"$OUT/all.txt\"\n"
+            'build:\n  script: |\n    cat "$ROOT_INPUTS"/*.txt > "$OUT/all.txt"\n'
             f"  env: {{ROOT_INPUTS: '{inputs}'}}\n"
             "outputs: [all.txt]\n"
         )
@@ -64,8 +66,9 @@ def synthetic(args: argparse.Namespace) -> None:
         make_synthetic(root, args.tasks, args.files_per_task)
         env = dict(os.environ, PYTHONPATH=str(REPO), PIPELINE_CACHE_DIR=str(Path(tmp) / "cache"))
         start = time.perf_counter()
-        cold = subprocess.run([sys.executable, "-m", "doit", "-n", "1"], cwd=root, env=env,
-                              capture_output=True, text=True, check=False)
+        cold = subprocess.run(
+            [sys.executable, "-m", "doit", "-n", "1"], cwd=root, env=env, capture_output=True, text=True, check=False
+        )
         cold_s = time.perf_counter() - start
         if cold.returncode != 0:
             sys.exit(f"synthetic cold build failed:\n{cold.stdout}\n{cold.stderr}")

@@ -77,6 +77,20 @@ def cmd_provision(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mkpkg(args: argparse.Namespace) -> int:
+    from .mkpkg import make_recipe, update_recipe
+    from .paths import Paths
+
+    paths = Paths.for_project(args.root.resolve())
+    if args.update:
+        _, summary = update_recipe(paths, args.name, args.version, force=args.force)
+        print(summary)
+    else:
+        target = make_recipe(paths, args.name, args.version)
+        print(f"wrote {target.relative_to(paths.root)}")
+    return 0
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__)
     parser.add_argument("--root", type=Path, default=Path.cwd(), help="project root (default: current dir)")
@@ -101,6 +115,22 @@ def make_parser() -> argparse.ArgumentParser:
     provision.add_argument("--deb-src", action="store_true", help="only add deb-src entries")
     provision.add_argument("--packages-only", action="store_true", help="only install packages")
     provision.set_defaults(func=cmd_provision)
+
+    mkpkg = sub.add_parser(
+        "mkpkg", help="write recipes/packages/<name>.yaml from PyPI metadata (like `pyodide mkpkg`)",
+        description="Write recipes/packages/<name>.yaml (PEP 503 name) from PyPI metadata: the sdist "
+        "(else a pure wheel) and its sha256, summary, license, home page. Refuses to overwrite a recipe. "
+        "--update bumps package.version, source.version and source.sha256 of an existing recipe and keeps "
+        "every other field, but re-dumps the YAML: comments and formatting are lost.",
+    )
+    mkpkg.add_argument("name", help="the PyPI project name")
+    mkpkg.add_argument("--version", help="release to use (default: the latest)")
+    mkpkg.add_argument("--update", action="store_true",
+                       help="bump an existing recipe to the latest (or --version); comments are lost")
+    mkpkg.add_argument("--force", action="store_true",
+                       help="with --update: update even if the recipe has source.patches (they may not apply)")
+    mkpkg.add_argument("--root", type=Path, default=argparse.SUPPRESS, help="project root (as the global --root)")
+    mkpkg.set_defaults(func=cmd_mkpkg)
     return parser
 
 

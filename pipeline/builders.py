@@ -50,5 +50,8 @@ def build_script(builder: Builder, recipe: Recipe, tc: dict[str, str]) -> str:
     return PRELUDE + build.script + ("\n" if build.script else "") + middle + build.post
 
 
-def test_script(recipe: Recipe) -> str:
-    return PRELUDE + recipe.test.commands if recipe.test.commands.strip() else ""
+def test_script(builder: Builder, recipe: Recipe) -> str:
+    """The self-test: the builder's own check (imports in wasm) plus the recipe's commands."""
+    steps = '"$PYTHON" -m pipeline.pypackage test\n' if builder == "python-package" and recipe.test.imports else ""
+    steps += recipe.test.commands
+    return PRELUDE + steps if steps.strip() else ""

@@ -22,6 +22,8 @@ class ProjectConfig(Spec):
     malloc: Literal["dlmalloc", "mimalloc"] = "dlmalloc"
     jobs: int | None = None  # default: the machine's core count
     cache_dir: str | None = None  # default: $XDG_CACHE_HOME/pywasm-pipeline
+    remote_cache: str | None = None  # shared cache URL (http(s)://, file://, s3://); $PIPELINE_REMOTE_CACHE wins
+    remote_readonly: bool = False  # fetch only; $PIPELINE_REMOTE_READONLY=1 forces it
     toolchain_recipe: str | None = "toolchain"  # whose compilers are fingerprinted
     sysroot_recipe: str | None = "malloc"  # its output holds the final sysroot
     cpython_recipe: str = "build_cpython"  # every python-package recipe builds against it

@@ -20,6 +20,7 @@ from .hashing import StatCache
 from .keys import KeyComputer
 from .loader import load_recipes
 from .paths import Paths
+from .remote import RemoteCache, remote_from
 from .render import render_recipe
 from .spec import Recipe
 from .state import manifest_problem, read_state
@@ -69,6 +70,7 @@ class Engine:
     cache: ArtifactCache
     lock: BuildLock
     verify: bool = False
+    remote: RemoteCache | None = None
     _status: dict[str, Status] = field(default_factory=dict)
 
     def status(self, task: str) -> Status:
@@ -109,4 +111,5 @@ def load_engine(root: Path) -> Engine:
         cache=ArtifactCache(paths),
         lock=BuildLock(paths.lock_file),
         verify=os.environ.get(VERIFY_ENV, "") not in ("", "0"),
+        remote=remote_from(config.remote_cache, config.remote_readonly),
     )

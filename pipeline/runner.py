@@ -22,6 +22,7 @@ from .builders import build_script, test_script
 from .config import describe_toolchain
 from .engine import Engine
 from .errors import PipelineError
+from .remote import Transfer
 from .render import sysroot_path
 from .sources import apply_patches, fetch_source, unpack_source
 from .state import Manifest, clear_state, make_manifest, write_json_atomic
@@ -62,6 +63,22 @@ def run_bash(script: str, cwd: Path, env: dict[str, str], log: Path, label: str)
             script_file.unlink(missing_ok=True)
 
 
+def write_recipe_json(engine: Engine, task: str, work: Path) -> Path:
+    """The rendered recipe and its resolved context, for builders written in Python."""
+    paths, config = engine.paths, engine.config
+    data = {
+        "task": task,
+        "recipe": engine.rendered[task].model_dump(mode="json", by_alias=True),
+        "deps": {dep: str(paths.output_dir(dep)) for dep in engine.graph.deps[task]},
+        "cpython": str(paths.output_dir(config.cpython_recipe)),
+        "tc": describe_toolchain(config, sysroot_path(paths, config)),
+        "source_sha256": (engine.keys.inputs(task)["source"] if engine.rendered[task].source else None),
+    }
+    target = work / "recipe.json"
+    write_json_atomic(target, data)
+    return target
+
+
 def step_env(engine: Engine, task: str, out: Path, work: Path, src: Path | None) -> dict[str, str]:
     recipe = engine.rendered[task]
     paths = engine.paths
@@ -80,6 +97,7 @@ def step_env(engine: Engine, task: str, out: Path, work: Path, src: Path | None)
             "PROJECT_ROOT": str(paths.root),
             "TARGET": engine.config.target,
             "SOURCE_DATE_EPOCH": env.get("SOURCE_DATE_EPOCH", "0"),
+            "RECIPE_JSON": str(write_recipe_json(engine, task, work)),
         }
     )
     env.update(recipe.build.env)
@@ -118,7 +136,7 @@ def swap_in(staging: Path, final: Path, backup: Path) -> None:
 
 
 def self_test(engine: Engine, task: str, final: Path, work: Path, log: Path) -> None:
-    script = test_script(engine.rendered[task])
+    script = test_script(engine.graph.nodes[task].builder, engine.rendered[task])
     if not script:
         return
     work.mkdir(parents=True, exist_ok=True)
@@ -134,10 +152,25 @@ def record(engine: Engine, task: str, manifest: Manifest, outcome: str, seconds:
     write_json_atomic(engine.paths.state_file(task), state)
 
 
+def log_line(log: Path, text: str) -> None:
+    with open(log, "a") as handle:
+        handle.write(text + "\n")
+
+
+def noted(what: str, result: Transfer, log: Path, notes: list[str]) -> bool:
+    """Log a remote fetch/push; its warning, if any, joins the task's note."""
+    if result.ok:
+        log_line(log, f"remote {what}: {result.bytes} bytes")
+    if result.warning:
+        notes.append(result.warning)
+        log_line(log, f"warning: {result.warning}")
+    return result.ok
+
+
 def run_task(engine: Engine, task: str) -> dict[str, str]:
     """Bring one task's output up to date.
 
-    Returns {"outcome": "up to date" | "restored" | "built", "note": ...}.
+    Returns {"outcome": "up to date" | "restored" | "downloaded" | "built", "note": ...}.
     """
     started = time.monotonic()
     if engine.status(task).up_to_date:  # also takes the build lock
@@ -157,19 +190,22 @@ def run_task(engine: Engine, task: str) -> dict[str, str]:
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text(f"task {task}\nkey {key}\n")
 
+    notes: list[str] = []
+    remote = engine.remote
+    fetched = False
+    if remote is not None and not engine.cache.has(key):
+        fetched = noted("fetch", remote.fetch(key, engine.cache), log, notes)
     if engine.cache.has(key):
         manifest, problem = engine.cache.restore(key, staging)
         if manifest is not None:
             swap_in(staging, final, backup)
             shutil.rmtree(backup, ignore_errors=True)
             shutil.rmtree(work, ignore_errors=True)
-            record(engine, task, manifest, "restored", time.monotonic() - started)
-            return {"outcome": "restored"}
-        note = f"cache entry {key[:12]} was corrupt ({problem}): evicted and rebuilt"
-        with open(log, "a") as handle:
-            handle.write(f"warning: {note}\n")
-    else:
-        note = ""
+            outcome = "downloaded" if fetched else "restored"
+            record(engine, task, manifest, outcome, time.monotonic() - started)
+            return {"outcome": outcome, "note": "; ".join(notes)}
+        notes.append(f"cache entry {key[:12]} was corrupt ({problem}): evicted and rebuilt")
+        log_line(log, f"warning: {notes[-1]}")
 
     build_into(engine, task, staging, work, log)
     manifest = make_manifest(staging)
@@ -184,6 +220,8 @@ def run_task(engine: Engine, task: str) -> dict[str, str]:
     shutil.rmtree(backup, ignore_errors=True)
     record(engine, task, manifest, "built", time.monotonic() - started)
     engine.cache.store(key, final, manifest)
+    if remote is not None:
+        noted("push", remote.push(key, engine.cache), log, notes)
     if os.environ.get(KEEP_WORK_ENV, "") in ("", "0"):
         shutil.rmtree(work, ignore_errors=True)
-    return {"outcome": "built", "note": note}
+    return {"outcome": "built", "note": "; ".join(notes)}

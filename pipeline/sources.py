@@ -55,17 +55,35 @@ def http_get(url: str, dest: Path) -> str:
     raise PipelineError(f"download failed after {RETRIES} tries: {url}: {last}")
 
 
-def pypi_release(name: str, version: str | None = None) -> dict:
-    path = f"{name}/{version}/json" if version else f"{name}/json"
+def pypi_json(path: str) -> dict | None:
+    """GET `<JSON API>/<path>`: the parsed document, or None when the index answers 404."""
     url = f"{pypi_api_base()}/{path}"
     try:
         with urllib.request.urlopen(url, timeout=60) as response:
             return json.load(response)
     except urllib.error.HTTPError as exc:
         if exc.code == 404:
-            what = f"{name}=={version}" if version else name
-            raise PipelineError(f"{what} does not exist on PyPI") from None
-        raise PipelineError(f"PyPI answered {exc.code} for {name}") from None
+            return None
+        raise PipelineError(f"PyPI answered {exc.code} for {path}") from None
+    except urllib.error.URLError as exc:
+        raise PipelineError(f"cannot reach the PyPI JSON API for {path}: {exc.reason}") from None
+
+
+def pypi_release(name: str, version: str | None = None) -> dict:
+    """The JSON document of `name` (its latest release, or `version`): `info` and `urls`."""
+    what = f"{name}=={version}" if version else name
+    data = pypi_json(f"{name}/{version}/json" if version else f"{name}/json")
+    if data is None and version:
+        # Some indexes and proxies serve only the project document: take the
+        # release's files from its `releases` table (`info` then describes the
+        # latest release, except for the version).
+        project = pypi_json(f"{name}/json")
+        files = (project or {}).get("releases", {}).get(version)
+        if project is not None and files is not None:
+            data = {"info": {**project.get("info", {}), "version": version}, "urls": files}
+    if data is None:
+        raise PipelineError(f"{what} does not exist on PyPI")
+    return data
 
 
 def pick_pypi_file(release: dict, sha256: str | None = None) -> dict:

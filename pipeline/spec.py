@@ -114,6 +114,9 @@ class Build(Spec):
 class Test(Spec):
     commands: str = ""
     imports: list[str] = []
+    # Ours: extension modules that must come out as built-ins. A package whose
+    # C build may silently fall back to pure Python lists them, so it cannot.
+    builtins: list[str] = []
 
 
 class About(Spec):

@@ -74,6 +74,8 @@ class WasiRun:
     env: dict[str, str] = field(default_factory=dict)
     # (host directory, guest path) pairs
     preopens: list[tuple[str | Path, str]] = field(default_factory=list)
+    # Guest paths mounted read-only (the runtime root, the function code).
+    read_only: frozenset[str] = frozenset()
     stdin: Path | None = None
     stdout: Path | None = None
     stderr: Path | None = None
@@ -163,7 +165,7 @@ def _wasi_config(run: WasiRun) -> wasmtime.WasiConfig:
     wasi.argv = run.argv
     wasi.env = list(run.env.items())
     for host, guest in run.preopens:
-        wasi.preopen_dir(str(host), guest)
+        wasi.preopen_dir(str(host), guest, fs_mutable=guest not in run.read_only)
     if run.stdin is not None:
         wasi.stdin_file = run.stdin
     for path, to_file, inherit in (

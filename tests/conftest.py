@@ -23,7 +23,8 @@ class Project:
         self.count_file = root / "count"
 
     def env(self, **extra: str) -> dict[str, str]:
-        env = dict(os.environ)
+        # a developer's own remote cache never sees the fixtures
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PIPELINE_REMOTE_")}
         env.update(
             PYTHONPATH=str(REPO), PIPELINE_CACHE_DIR=str(self.cache), COUNT_FILE=str(self.count_file), **extra
         )
@@ -75,3 +76,23 @@ def make_project(tmp_path: Path, fixture: str = "basic") -> Project:
 @pytest.fixture
 def project(tmp_path: Path) -> Project:
     return make_project(tmp_path)
+
+
+CLANG_19 = shutil.which("clang-19")
+
+
+def build_freestanding_wasm(source: str, out: Path, *defines: str) -> Path:
+    """Compile a freestanding wasm32-wasi C program (no libc; it must define _start).
+
+    Same flags as tests/test_wasm.py: WASI imports are declared by the program itself.
+    """
+    if CLANG_19 is None:
+        pytest.skip("clang-19 not installed")
+    src = out.with_suffix(".c")
+    src.write_text(source)
+    subprocess.run(
+        [CLANG_19, "--target=wasm32-wasi", "-nostdlib", "-O2", "-Wl,--no-entry", "-Wl,--export=_start",
+         *[f"-D{d}" for d in defines], str(src), "-o", str(out)],
+        check=True,
+    )
+    return out

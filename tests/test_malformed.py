@@ -39,7 +39,7 @@ CASES = {
         replace("standalone", "build:", URL_SOURCE + "  sha256: abc123\nbuild:"),
         "source.sha256: 'abc123' is not a sha256",
     ),
-    "cycle": (replace("hello", "  version: \"1.0\"\n", "  version: \"1.0\"\ndepends: [greeting]\n"), "cycle: "),
+    "cycle": (replace("hello", '  version: "1.0"\n', '  version: "1.0"\ndepends: [greeting]\n'), "cycle: "),
     "unknown dependency": (
         replace("greeting", "depends: [hello]", "depends: [hello, nosuch]"),
         "recipes/greeting.yaml: depends[1]: unknown dependency 'nosuch'",
@@ -61,7 +61,10 @@ CASES = {
         write("recipes/standalone2.yaml", "package: {name: standalone, version: '2'}\n"),
         "recipes/standalone2.yaml: package.name: duplicate name 'standalone'",
     ),
-    "missing name": (write("recipes/noname.yaml", "package: {version: '2'}\n"), "recipes/noname.yaml: package.name: is required"),
+    "missing name": (
+        write("recipes/noname.yaml", "package: {version: '2'}\n"),
+        "recipes/noname.yaml: package.name: is required",
+    ),
     "two source kinds": (
         replace("hello", "  path: ../src\n", f"  path: ../src\n  url: file:///x.tgz\n  sha256: {GOOD_SHA}\n"),
         "recipes/hello.yaml: source: needs exactly one of",
@@ -72,7 +75,10 @@ CASES = {
     ),
     "invalid yaml": (write("recipes/broken.yaml", "package: [unclosed\n"), "recipes/broken.yaml: line"),
     "not a mapping": (write("recipes/list.yaml", "- a\n- b\n"), "recipes/list.yaml: a recipe must be a mapping"),
-    "bad name": (write("recipes/bad.yaml", "package: {name: 'a b', version: '1'}\n"), "package.name: 'a b' is not a valid name"),
+    "bad name": (
+        write("recipes/bad.yaml", "package: {name: 'a b', version: '1'}\n"),
+        "package.name: 'a b' is not a valid name",
+    ),
     "template in literal field": (
         replace("greeting", "depends: [hello]", "depends: ['{{ x }}']"),
         "depends[0]: '{{ x }}' is not a task name",

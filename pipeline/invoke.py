@@ -1,0 +1,260 @@
+"""Upload Python functions and invoke them on python.wasm, like a serverless platform.
+
+A function is one file stored at STORE/<user>/<func>/function.py. An invocation runs
+RUNTIME_ROOT/bin/python.wasm from its precompiled machine code (see pipeline.codegen) with
+the runtime root preopened as "/", the function's directory as "/func" and a fresh
+scratch directory as "/tmp", and argv ``python /func/function.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import wasmtime
+
+from . import wasm
+from .codegen import StaleCodegen, find_artifact
+from .errors import PipelineError
+
+FUNCTION_FILE = "function.py"
+GUEST_FUNC_DIR = "/func"
+GUEST_ARGV = ("python", f"{GUEST_FUNC_DIR}/{FUNCTION_FILE}")
+# PYTHONHOME=/ makes prefix = exec_prefix = "/": the stdlib is found at /lib/python3.13
+# with no "Could not find platform ... libraries" warning.
+GUEST_ENV = {"PYTHONHOME": "/", "TMPDIR": "/tmp", "PYTHONDONTWRITEBYTECODE": "1"}
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+EXIT_ERROR = 2
+EXIT_STALE = 3
+EXIT_TIMEOUT = 124
+EXIT_TRAP = 125
+
+EXAMPLES = """\
+examples:
+  python -m pipeline.invoke upload python hello func/python/hello.py
+  python -m pipeline.invoke run python hello
+  python -m pipeline.invoke run python hello --input 'some stdin' --timeout 10
+  python -m pipeline.invoke run --file func/python/hello.py --jit
+
+defaults (relative to --project, the current directory unless given):
+  store build/function-store, runtime root build/runtime_root, codegen build/codegen,
+  interpreter RUNTIME_ROOT/bin/python.wasm
+
+exit status: the function's own (0, or 1 for an uncaught exception, whose traceback
+is on stderr); 2 bad usage or missing files; 3 no machine code for this python.wasm and
+wasmtime (run `doit codegen`, or pass --jit); 124 time limit; 125 wasm trap.
+"""
+
+
+class InvokeError(PipelineError):
+    """Missing function, runtime root or interpreter; bad names."""
+
+
+@dataclass(frozen=True)
+class Project:
+    """Default locations, all under one project directory."""
+
+    root: Path
+
+    @property
+    def store(self) -> Path:
+        return self.root / "build" / "function-store"
+
+    @property
+    def runtime_root(self) -> Path:
+        return self.root / "build" / "runtime_root"
+
+    @property
+    def codegen(self) -> Path:
+        return self.root / "build" / "codegen"
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """One run of one function. codegen_dir None means JIT-compile python.wasm."""
+
+    runtime_root: Path
+    python_wasm: Path
+    function_dir: Path
+    codegen_dir: Path | None
+    input_text: str | None = None
+    timeout_s: float | None = None
+
+
+def check_name(kind: str, name: str) -> str:
+    if not NAME.match(name):
+        raise InvokeError(f"{kind} {name!r}: use letters, digits, '_', '.', '-' (not starting with '.' or '-')")
+    return name
+
+
+def function_dir(store: Path, user: str, func: str) -> Path:
+    return store / check_name("user", user) / check_name("function", func)
+
+
+def upload(store: Path, user: str, func: str, source: Path) -> Path:
+    """Copy source into the store as the function's function.py (atomically)."""
+    if not source.is_file():
+        raise InvokeError(f"{source}: no such file")
+    dest_dir = function_dir(store, user, func)
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix=".upload.", suffix=".tmp")
+    os.close(fd)
+    try:
+        shutil.copyfile(source, tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, dest_dir / FUNCTION_FILE)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return dest_dir / FUNCTION_FILE
+
+
+def _label(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def load_python(inv: Invocation, engine: wasmtime.Engine) -> wasmtime.Module:
+    """python.wasm's module: from codegen's artifact (StaleCodegen if none), or JIT."""
+    if inv.codegen_dir is None:
+        return wasm.load_module(engine, inv.python_wasm)
+    artifact = find_artifact(inv.codegen_dir, engine, inv.python_wasm, _label(inv.python_wasm, inv.runtime_root))
+    try:
+        return wasm.load_module(engine, inv.python_wasm, artifact)
+    except wasmtime.WasmtimeError as exc:
+        raise StaleCodegen(f"{artifact}: cannot load ({exc}): run `doit codegen`") from None
+
+
+def _check_inputs(inv: Invocation) -> None:
+    if not inv.runtime_root.is_dir():
+        raise InvokeError(f"runtime root {inv.runtime_root}: not a directory (build it first)")
+    if not inv.python_wasm.is_file():
+        raise InvokeError(f"interpreter {inv.python_wasm}: no such file")
+    if not (inv.function_dir / FUNCTION_FILE).is_file():
+        raise InvokeError(f"{inv.function_dir / FUNCTION_FILE}: no such function (upload it first)")
+
+
+def invoke(inv: Invocation) -> int:
+    """Run the function; returns python's exit status. Raises StaleCodegen, WasmTrap."""
+    _check_inputs(inv)
+    engine = wasm.make_engine()
+    module = load_python(inv, engine)
+    with tempfile.TemporaryDirectory(prefix="invoke-") as scratch:
+        guest_tmp = Path(scratch) / "tmp"
+        guest_tmp.mkdir()
+        stdin = None
+        if inv.input_text is not None:
+            stdin = Path(scratch) / "stdin"  # outside every preopen
+            stdin.write_text(inv.input_text)
+        run = wasm.WasiRun(
+            argv=list(GUEST_ARGV),
+            env=dict(GUEST_ENV),
+            preopens=[(inv.runtime_root, "/"), (inv.function_dir, GUEST_FUNC_DIR), (guest_tmp, "/tmp")],
+            read_only=frozenset({"/", GUEST_FUNC_DIR}),
+            stdin=stdin,
+            timeout_s=inv.timeout_s,
+        )
+        sys.stdout.flush()
+        sys.stderr.flush()
+        return wasm.run_wasi(module, engine, run)
+
+
+def invoke_file(inv: Invocation, source: Path) -> int:
+    """Run a file directly, from a throwaway function directory (no upload)."""
+    if not source.is_file():
+        raise InvokeError(f"{source}: no such file")
+    with tempfile.TemporaryDirectory(prefix="invoke-func-") as func_dir:
+        shutil.copyfile(source, Path(func_dir) / FUNCTION_FILE)
+        return invoke(Invocation(
+            inv.runtime_root, inv.python_wasm, Path(func_dir), inv.codegen_dir, inv.input_text, inv.timeout_s,
+        ))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.invoke", description=__doc__.split("\n")[0],
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("upload", help="store a function file", epilog=EXAMPLES,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    up.add_argument("user")
+    up.add_argument("func")
+    up.add_argument("file", type=Path, metavar="FILE.py")
+    run = sub.add_parser("run", help="invoke a stored function (or --file)", epilog=EXAMPLES,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    run.add_argument("user", nargs="?")
+    run.add_argument("func", nargs="?")
+    run.add_argument("--file", type=Path, metavar="FILE.py", help="run this file directly instead of USER FUNC")
+    run.add_argument("--root", type=Path, metavar="RUNTIME_ROOT", help="preopened as / (default build/runtime_root)")
+    run.add_argument("--python-wasm", type=Path, metavar="FILE", help="default RUNTIME_ROOT/bin/python.wasm")
+    run.add_argument("--codegen", type=Path, metavar="DIR", help="pipeline.codegen output (default build/codegen)")
+    run.add_argument("--jit", action="store_true", help="compile python.wasm now instead of using --codegen")
+    run.add_argument("--input", metavar="TEXT", help="the function's stdin (default: empty)")
+    run.add_argument("--timeout", type=float, metavar="S", help="wall-clock limit in seconds")
+    for p in (up, run):
+        p.add_argument("--store", type=Path, metavar="DIR", help="function store (default build/function-store)")
+        p.add_argument("--project", type=Path, default=Path.cwd(), metavar="DIR",
+                       help="project root the defaults are relative to (default: cwd)")
+    return parser
+
+
+def _run_invocation(args: argparse.Namespace, project: Project) -> Invocation:
+    if args.file is not None and (args.user or args.func):
+        raise InvokeError("give either USER FUNC or --file, not both")
+    if args.file is None and not (args.user and args.func):
+        raise InvokeError("run needs USER FUNC (or --file FILE.py)")
+    root = args.root or project.runtime_root
+    func_dir = Path() if args.file else function_dir(args.store or project.store, args.user, args.func)
+    return Invocation(
+        runtime_root=root,
+        python_wasm=args.python_wasm or root / "bin" / "python.wasm",
+        function_dir=func_dir,
+        codegen_dir=None if args.jit else (args.codegen or project.codegen),
+        input_text=args.input,
+        timeout_s=args.timeout,
+    )
+
+
+def cmd_run(args: argparse.Namespace, project: Project) -> int:
+    inv = _run_invocation(args, project)
+    try:
+        return invoke_file(inv, args.file) if args.file else invoke(inv)
+    except StaleCodegen as exc:
+        print(f"error: {exc} (or pass --jit)", file=sys.stderr)
+        return EXIT_STALE
+    except wasm.TimeLimitExceeded as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_TIMEOUT
+    except wasm.WasmTrap as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_TRAP
+    except wasmtime.WasmtimeError as exc:
+        print(f"error: cannot load {inv.python_wasm}: {exc}", file=sys.stderr)
+        return EXIT_TRAP
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    project = Project(args.project)
+    try:
+        if args.command == "upload":
+            dest = upload(args.store or project.store, args.user, args.func, args.file)
+            print(f"uploaded {args.user}/{args.func}: {dest}")
+            return 0
+        return cmd_run(args, project)
+    except PipelineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,210 @@
+"""The python-package builder: a PyPI sdist (or pure wheel) -> site-packages + static extensions.
+
+    build: wheel from the sdist with the native build-python (same CPython
+           version as the wasm one), compilers swapped for pipeline.crosscc so C
+           extensions come out as wasm32 archives; installed with `installer`
+           into $OUT/site-packages; archives moved to $OUT/static and listed in
+           $OUT/extensions.json; provenance in $OUT/package.json.
+    test:  link a python.wasm with this package's extensions (and its package
+           dependencies'), then import each `test.imports` inside it.
+
+Run by the builder's generated step; reads $RECIPE_JSON, $SRC, $OUT, $WORK.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from .crosscc import module_name
+from .errors import PipelineError
+
+ARCHIVE_MAGIC = b"!<arch>\n"
+LIBCXX_INCLUDE = "/usr/lib/llvm-19/include/wasm32-wasi/c++/v1"
+
+
+def load_context() -> dict[str, Any]:
+    return json.loads(Path(os.environ["RECIPE_JSON"]).read_text())
+
+
+def build_info(ctx: dict[str, Any]) -> dict[str, Any]:
+    return json.loads((Path(ctx["cpython"]) / "build-info.json").read_text())
+
+
+def write_wrappers(bin_dir: Path) -> dict[str, str]:
+    """Tiny scripts for CC/CXX/LDSHARED: build frontends drop PYTHONPATH, so set it here."""
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    repo = Path(__file__).resolve().parent.parent
+    paths = {}
+    for mode in ("cc", "c++", "ldshared"):
+        script = bin_dir / f"wasm-{mode}"
+        script.write_text(f"#!/bin/sh\nPYTHONPATH={shlex.quote(str(repo))} exec {shlex.quote(sys.executable)}"
+                          f" -m pipeline.crosscc {mode} \"$@\"\n")
+        script.chmod(0o755)
+        paths[mode] = str(script)
+    return paths
+
+
+def cross_env(ctx: dict[str, Any], info: dict[str, Any], work: Path, log: Path) -> dict[str, str]:
+    tc, build = ctx["tc"], ctx["recipe"]["build"]
+    wrapper = write_wrappers(work / "bin")
+    include = Path(ctx["cpython"]) / info["include"]
+    env = dict(os.environ)
+    env.update(
+        {
+            "CC": wrapper["cc"], "CXX": wrapper["c++"],
+            "LDSHARED": wrapper["ldshared"], "LDCXXSHARED": wrapper["ldshared"],
+            # Extension builds that may fall back to pure Python must fail instead.
+            "CIBUILDWHEEL": "1",
+            "AR": tc["ar"], "RANLIB": tc["ranlib"],
+            "CFLAGS": "", "CXXFLAGS": "", "LDFLAGS": "", "CPPFLAGS": "",
+            "CROSS_CC": tc["cc"],
+            "CROSS_CXX": f"{tc['cxx']} -fno-exceptions -nostdinc++ -isystem {LIBCXX_INCLUDE}",
+            "CROSS_CFLAGS": f"-O2 -DNDEBUG -I{include} {build.get('cflags', '')}",
+            "CROSS_CXXFLAGS": f"-O2 -DNDEBUG -I{include} {build.get('cxxflags', '')}",
+            "CROSS_AR": tc["ar"], "CROSS_NM": tc["nm"], "CROSS_LOG": str(log),
+            "CROSS_DROP_INCLUDES": info.get("host_include", ""),
+        }
+    )
+    return env
+
+
+def build_wheel(src: Path, work: Path, ctx: dict[str, Any], info: dict[str, Any], log: Path) -> Path:
+    dist = work / "dist"
+    argv = [info["build_python"], "-m", "pip", "wheel", "--no-deps", "--disable-pip-version-check",
+            "--no-cache-dir", "-w", str(dist), "."]
+    backend_flags = ctx["recipe"]["build"].get("backend-flags", "")
+    if backend_flags:
+        argv[5:5] = [f"--config-settings={flag}" for flag in shlex.split(backend_flags)]
+    print("+", " ".join(argv), flush=True)
+    proc = subprocess.run(argv, cwd=src, env=cross_env(ctx, info, work, log), check=False)
+    if proc.returncode:
+        raise PipelineError(f"wheel build failed ({proc.returncode})")
+    wheels = sorted(dist.glob("*.whl"))
+    if len(wheels) != 1:
+        raise PipelineError(f"expected one wheel, found {[w.name for w in wheels]}")
+    return wheels[0]
+
+
+def install_wheel(wheel: Path, out: Path) -> None:
+    from installer import install
+    from installer.destinations import SchemeDictionaryDestination
+    from installer.sources import WheelFile
+
+    site = out / "site-packages"
+    scheme = {"purelib": site, "platlib": site, "headers": out / "include", "scripts": out / "bin",
+              "data": out / "data"}
+    destination = SchemeDictionaryDestination(
+        {name: str(path) for name, path in scheme.items()}, interpreter="/bin/python3.13",
+        script_kind="posix", bytecode_optimization_levels=(),
+    )
+    with WheelFile.open(wheel) as source:
+        install(source, destination, additional_metadata={})
+
+
+def is_archive(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(len(ARCHIVE_MAGIC)) == ARCHIVE_MAGIC
+
+
+def collect_extensions(out: Path, log: Path) -> list[dict[str, Any]]:
+    """Move every cross-built archive out of site-packages and list it."""
+    events = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    by_module = {e["module"]: e for e in events if e["kind"] == "extension"}
+    site = out / "site-packages"
+    static = out / "static"
+    found = []
+    for so in sorted(site.rglob("*.so")):
+        if not is_archive(so):
+            raise PipelineError(f"{so.relative_to(out)} is a host shared library, not a wasm archive")
+        dotted = module_name(str(so.relative_to(site)))
+        event = by_module.get(dotted)
+        if event is None:
+            raise PipelineError(f"no cross-build record for extension {dotted}")
+        static.mkdir(exist_ok=True)
+        archive = static / f"{dotted}.a"
+        shutil.move(so, archive)
+        found.append({"module": dotted, "init": event["init"], "archive": f"static/{dotted}.a",
+                      "cxx": event["cxx"]})
+    (out / "extensions.json").write_text(json.dumps(found, indent=1) + "\n")
+    return found
+
+
+def build() -> None:
+    ctx = load_context()
+    src, out, work = Path(os.environ["SRC"]), Path(os.environ["OUT"]), Path(os.environ["WORK"])
+    info = build_info(ctx)
+    log = work / "cross.jsonl"
+    wheels = sorted(src.glob("*.whl"))
+    wheel = wheels[0] if wheels else build_wheel(src, work, ctx, info, log)
+    install_wheel(wheel, out)
+    extensions = collect_extensions(out, log)
+    recipe = ctx["recipe"]
+    missing = set(recipe.get("test", {}).get("builtins", [])) - {e["module"] for e in extensions}
+    if missing:
+        raise PipelineError(f"extension modules not built: {', '.join(sorted(missing))} (listed in test.builtins)")
+    about = recipe.get("about", {})
+    provenance = {"recipe": recipe["package"]["name"], "version": recipe["package"]["version"],
+                  "source_sha256": ctx["source_sha256"], "license": about.get("license")}
+    (out / "package.json").write_text(json.dumps(provenance, indent=1) + "\n")
+    print(f"installed {wheel.name}; {len(extensions)} static extension(s): "
+          + ", ".join(e["module"] for e in extensions))
+
+
+def test() -> None:
+    """Import each `test.imports` inside a python.wasm linked with this package's extensions."""
+    from .link import link_python
+    from .wasm import WasiRun, load_module, make_engine, run_wasi
+
+    ctx = load_context()
+    out, work = Path(os.environ["OUT"]), Path(os.environ["WORK"])
+    imports = ctx["recipe"].get("test", {}).get("imports", [])
+    if not imports:
+        return
+    cpython = Path(ctx["cpython"])
+    packages = [out] + [Path(p) for task, p in ctx["deps"].items() if task.startswith("packages:")]
+    wasm = work / "test-python.wasm"
+    extensions = link_python(cpython, packages, ctx["tc"]["cc"], wasm, work / "link", ctx["tc"]["nm"])
+    builtins = sorted(e.module for e in extensions)
+    code = (
+        "import sys, importlib\n"
+        f"for name in {imports!r}:\n"
+        "    importlib.import_module(name); print('imported', name)\n"
+        f"for name in {builtins!r}:\n"
+        "    assert name in sys.builtin_module_names, name\n"
+        "    module = importlib.import_module(name); print('built-in', module)\n"
+    )
+    preopens = [(str(cpython), "/")] + [(str(p / "site-packages"), f"/pkg{i}") for i, p in enumerate(packages)]
+    run = WasiRun(
+        argv=["python", "-c", code],
+        env={"PYTHONHOME": "/", "PYTHONPATH": ":".join(f"/pkg{i}" for i in range(len(packages))),
+             "PYTHONDONTWRITEBYTECODE": "1"},
+        preopens=preopens,
+    )
+    engine = make_engine()
+    exit_code = run_wasi(load_module(engine, wasm), engine, run)
+    if exit_code:
+        raise PipelineError(f"import test failed inside wasm (exit {exit_code})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args not in (["build"], ["test"]):
+        print("usage: python -m pipeline.pypackage build|test", file=sys.stderr)
+        return 2
+    try:
+        build() if args == ["build"] else test()
+    except PipelineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

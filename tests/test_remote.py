@@ -1,0 +1,310 @@
+"""The remote artifact cache against real servers on loopback: nginx (WebDAV PUT), moto's S3, a directory."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from conftest import Project, make_project
+
+from pipeline.cache import ArtifactCache
+from pipeline.paths import Paths
+from pipeline.remote import FileStore, RemoteCache, RemoteError, parse_entry, remote_from
+from pipeline.state import make_manifest
+
+NGINX = shutil.which("nginx") or shutil.which("/usr/sbin/nginx")
+NGINX_CONF = """\
+user {user};
+worker_processes 1;
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log;
+events {{ worker_connections 64; }}
+http {{
+    access_log {tmp}/access.log;
+    client_body_temp_path {tmp}/body;
+    client_max_body_size 0;
+    server {{
+        listen 127.0.0.1:{port};
+        root {tmp}/data;
+        location / {{
+            dav_methods PUT;
+            create_full_put_path on;
+        }}
+    }}
+}}
+"""
+# moto accepts any credentials; the empty config files keep the developer's own out of the tests
+S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+          "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"server exited with {proc.returncode}"
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"nothing listening on port {port} after {timeout}s")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@dataclass
+class Remote:
+    """A remote cache under test: its URL, the env a run needs, and direct access to what it stores."""
+
+    url: str
+    read: Callable[[str], bytes | None]
+    write: Callable[[str, bytes], None]
+    names: Callable[[], list[str]]
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def directory_remote(url: str, root: Path) -> Remote:
+    def read(name: str) -> bytes | None:
+        return (root / name).read_bytes() if (root / name).is_file() else None
+
+    def names() -> list[str]:
+        return sorted(str(p.relative_to(root)) for p in root.glob("*/*") if p.is_file())
+
+    return Remote(url, read, lambda name, data: (root / name).write_bytes(data), names)
+
+
+@pytest.fixture(scope="session")
+def nginx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path]]:
+    if NGINX is None:
+        pytest.skip("nginx not installed (python -m pipeline provision installs nginx-light)")
+    tmp, port = tmp_path_factory.mktemp("nginx"), free_port()
+    (tmp / "data").mkdir()
+    user = subprocess.run(["id", "-un"], capture_output=True, text=True, check=True).stdout.strip()
+    (tmp / "nginx.conf").write_text(NGINX_CONF.format(tmp=tmp, port=port, user=user))
+    proc = subprocess.Popen([NGINX, "-p", str(tmp), "-e", str(tmp / "error.log"), "-c", str(tmp / "nginx.conf"),
+                             "-g", "daemon off;"], stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, proc)
+        yield port, tmp / "data"
+    finally:
+        stop(proc)
+
+
+@pytest.fixture(scope="session")
+def moto_port() -> Iterator[int]:
+    pytest.importorskip("moto.server")
+    pytest.importorskip("s3fs")
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, proc)
+        yield port
+    finally:
+        stop(proc)
+
+
+def s3_remote(port: int) -> Remote:
+    import boto3
+
+    endpoint = f"http://127.0.0.1:{port}"
+    client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing",
+                          aws_secret_access_key="testing", region_name="us-east-1")
+    bucket, prefix = f"cache-{uuid.uuid4().hex[:12]}", "shared/pipeline"
+    client.create_bucket(Bucket=bucket)
+
+    def read(name: str) -> bytes | None:
+        try:
+            return client.get_object(Bucket=bucket, Key=f"{prefix}/{name}")["Body"].read()
+        except client.exceptions.NoSuchKey:
+            return None
+
+    def names() -> list[str]:
+        found = client.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
+        return sorted(item["Key"].removeprefix(prefix + "/") for item in found)
+
+    return Remote(f"s3://{bucket}/{prefix}", read,
+                  lambda name, data: client.put_object(Bucket=bucket, Key=f"{prefix}/{name}", Body=data), names,
+                  {**S3_ENV, "AWS_ENDPOINT_URL": endpoint})
+
+
+@pytest.fixture(params=["http", "s3", "file"])
+def remote(request: pytest.FixtureRequest, tmp_path: Path) -> Remote:
+    if request.param == "file":
+        return directory_remote(f"file://{tmp_path / 'shared'}", tmp_path / "shared")
+    if request.param == "s3":
+        return s3_remote(request.getfixturevalue("moto_port"))
+    port, data = request.getfixturevalue("nginx")
+    base = f"cache-{uuid.uuid4().hex[:12]}"
+    return directory_remote(f"http://127.0.0.1:{port}/{base}", data / base)
+
+
+def run(project: Project, remote: Remote, **env: str) -> str:
+    return project.doit(PIPELINE_REMOTE_CACHE=remote.url, **remote.env, **env).stdout
+
+
+def task_key(project: Project, task: str) -> str:
+    return json.loads((project.root / f"build/.state/{task}.json").read_text())["key"]
+
+
+def test_fresh_checkout_with_empty_cache_downloads_everything(remote: Remote, tmp_path: Path) -> None:
+    first = make_project(tmp_path / "a")
+    assert "summary: 3 built" in run(first, remote)
+    assert len([n for n in remote.names() if n.startswith("ac/")]) == 3
+
+    fresh = make_project(tmp_path / "b")  # another checkout, its own empty local cache
+    out = run(fresh, remote)
+    assert fresh.runs() == [], f"nothing may build:\n{out}"
+    assert "summary: 3 downloaded" in out and "warning" not in out
+    assert (fresh.root / "build/greeting/greeting.txt").read_text() == "hello from a fixture\n"
+    hello = subprocess.run([fresh.root / "build/hello/bin/hello"], capture_output=True, text=True, check=True)
+    assert hello.stdout == "hello from a fixture\n", "an executable stays executable"
+    assert "remote fetch:" in (fresh.root / "build/logs/hello.log").read_text()
+    assert "3 up to date" in run(fresh, remote)
+
+
+def test_corrupt_remote_blob_is_detected_rebuilt_and_repushed(remote: Remote, tmp_path: Path) -> None:
+    first = make_project(tmp_path / "a")
+    run(first, remote)
+    key = task_key(first, "standalone")
+    entry = json.loads(remote.read(f"ac/{key}") or b"")
+    sha = entry["manifest"]["version.txt"][1]
+    good = remote.read(f"cas/{sha}")
+    assert good is not None
+    remote.write(f"cas/{sha}", b"x" * len(good))  # same length, wrong bytes
+
+    fresh = make_project(tmp_path / "b")
+    out = run(fresh, remote)
+    assert f"remote blob cas/{sha[:12]} (version.txt) of key {key[:12]} is corrupt" in out
+    assert fresh.runs() == ["standalone"], "only the task with the bad blob rebuilds"
+    assert "2 downloaded" in out and "1 built" in out
+    assert (fresh.root / "build/standalone/version.txt").read_text() == "1.0\n"
+    assert remote.read(f"cas/{sha}") == good, "the rebuild pushed the good blob again"
+
+
+def test_readonly_pushes_nothing(remote: Remote, tmp_path: Path) -> None:
+    project = make_project(tmp_path / "a")
+    config = project.root / "pipeline.yaml"
+    config.write_text(config.read_text() + f"remote-cache: {remote.url}\n")  # from the config, not the env
+    out = project.doit(PIPELINE_REMOTE_READONLY="1", **remote.env).stdout
+    assert "summary: 3 built" in out and "warning" not in out
+    assert remote.names() == []
+
+
+@pytest.mark.parametrize("scheme", ["http", "s3"])
+def test_server_down_builds_locally_with_a_warning(scheme: str, tmp_path: Path) -> None:
+    if scheme == "s3":
+        pytest.importorskip("s3fs")
+    port = free_port()  # nothing listens there
+    url, env = (f"http://127.0.0.1:{port}/cache", {}) if scheme == "http" else \
+        ("s3://bucket/cache", {**S3_ENV, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"})
+    project = make_project(tmp_path)
+    started = time.monotonic()
+    out = project.doit(PIPELINE_REMOTE_CACHE=url, **env).stdout
+    assert "summary: 3 built" in out
+    assert "remote cache unreachable" in out
+    assert time.monotonic() - started < 30
+    assert (project.root / "build/greeting/greeting.txt").read_text() == "hello from a fixture\n"
+
+
+@dataclass
+class FlakyStore:
+    """Fails `failures` times, then serves `blobs`."""
+
+    failures: int
+    blobs: dict[str, bytes] = field(default_factory=dict)
+    calls: int = 0
+
+    def get(self, name: str) -> bytes | None:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise RemoteError("connection reset")
+        return self.blobs.get(name)
+
+    def has(self, name: str) -> bool:
+        return self.get(name) is not None
+
+    def put(self, name: str, data: bytes) -> None:
+        self.blobs[name] = data
+
+
+def test_network_errors_are_retried_with_backoff_then_give_up(tmp_path: Path) -> None:
+    cache = ArtifactCache(Paths(root=tmp_path, cache=tmp_path / "cache"))
+    data = b"payload\n"
+    sha = hashlib.sha256(data).hexdigest()
+    entry = {"manifest": {"f": [len(data), sha]}, "executable": []}
+    store = FlakyStore(2, {"ac/k1": json.dumps(entry).encode(), f"cas/{sha}": data})
+    remote = RemoteCache(store, backoff=0.01)
+    assert remote.fetch("k1", cache).ok, "two failures, then the third try succeeds"
+    assert (cache.entry("k1") / "tree/f").read_bytes() == data
+
+    dead = RemoteCache(FlakyStore(99), backoff=0.01)
+    result = dead.fetch("k2", cache)
+    assert not result.ok and "unreachable" in result.warning and dead.store.calls == 3
+    assert not dead.fetch("k3", cache).warning and dead.store.calls == 3, "switched off for the rest of the run"
+
+
+@pytest.mark.parametrize("manifest", [
+    {"../escape": [1, "0" * 64]},
+    {"/abs": [1, "0" * 64]},
+    {"a/./b": [1, "0" * 64]},
+    {"link": ["link", "../../etc"]},
+    {"link": ["link", "/etc/passwd"]},
+    {"f": [1, "../../etc/passwd"]},
+    {"f": "junk"},
+])
+def test_unsafe_remote_entries_are_refused(manifest: dict[str, object]) -> None:
+    assert parse_entry(json.dumps({"manifest": manifest, "executable": []}).encode()) is None
+    assert parse_entry(b"not json") is None
+
+
+def test_concurrent_pushers_of_one_key_leave_a_whole_entry(tmp_path: Path) -> None:
+    source = ArtifactCache(Paths(root=tmp_path, cache=tmp_path / "src"))
+    (tmp_path / "out/bin").mkdir(parents=True)
+    (tmp_path / "out/bin/tool").write_bytes(os.urandom(1 << 20))
+    (tmp_path / "out/bin/tool").chmod(0o755)
+    source.store("k", tmp_path / "out", make_manifest(tmp_path / "out"))
+    shared = FileStore(tmp_path / "shared")
+    pushers = [RemoteCache(shared) for _ in range(6)]
+    with ThreadPoolExecutor(6) as pool:
+        assert all(t.ok for t in pool.map(lambda r: r.push("k", source), pushers))
+    assert not list((tmp_path / "shared").glob("*/.*")), "no temp files left"
+    target = ArtifactCache(Paths(root=tmp_path, cache=tmp_path / "dst"))
+    assert RemoteCache(shared).fetch("k", target).ok
+    manifest, _ = target.restore("k", tmp_path / "restored")
+    assert manifest is not None and os.access(tmp_path / "restored/bin/tool", os.X_OK)
+
+
+def test_env_wins_over_config_and_forces_readonly(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("PIPELINE_REMOTE_CACHE", raising=False)
+    monkeypatch.delenv("PIPELINE_REMOTE_READONLY", raising=False)
+    assert remote_from(None, False) is None
+    assert remote_from(f"file://{tmp_path}/config", True) == RemoteCache(FileStore(tmp_path / "config"), readonly=True)
+    monkeypatch.setenv("PIPELINE_REMOTE_CACHE", f"file://{tmp_path}/env")
+    monkeypatch.setenv("PIPELINE_REMOTE_READONLY", "1")
+    remote = remote_from(f"file://{tmp_path}/config", False)
+    assert remote is not None and remote.readonly and remote.store == FileStore(tmp_path / "env")
