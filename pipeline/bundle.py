@@ -257,6 +257,13 @@ def assemble_root(
     lib = stdlib_dir(python_version)
     copy_tree(stdlib, out, lib, python, origins, STDLIB_EXCLUDES)
     (out / lib / "site-packages").mkdir(parents=True, exist_ok=True)
+    # getpath looks for lib-dynload to find exec_prefix (else it warns); a file keeps the
+    # directory through caches and tarballs that carry files only.
+    dynload = out / lib / "lib-dynload"
+    dynload.mkdir(parents=True, exist_ok=True)
+    if not any(dynload.iterdir()):
+        (dynload / ".keep").write_text("")
+        origins[f"{lib}/lib-dynload/.keep"] = Origin(python, "generated")
     for package in packages:
         site = package / "site-packages"
         if not site.is_dir():

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ import wasmtime
 
 from . import wasm
 from .errors import PipelineError
-from .hashing import canonical_json, sha256_file, sha256_text
+from .hashing import sha256_file
 
 INDEX = "index.json"
 SUFFIX = ".cwasm"
@@ -42,13 +43,9 @@ class CodegenResult:
     index: dict[str, dict[str, object]] = field(default_factory=dict)
 
 
-def key_for(fingerprint: dict[str, object], wasm_sha256: str) -> str:
-    return sha256_text(canonical_json({"wasm_sha256": wasm_sha256, **fingerprint}))
-
-
 def artifact_key(engine: wasmtime.Engine, wasm_path: Path) -> str:
     """The key of the machine code for wasm_path compiled by (or for) this engine."""
-    return key_for(wasm.compat_fingerprint(engine), sha256_file(wasm_path))
+    return wasm.artifact_key(engine, wasm_path)
 
 
 def target_dir(codegen_dir: Path, engine: wasmtime.Engine) -> Path:
@@ -64,7 +61,7 @@ def find_artifact(
     """
     fingerprint = wasm.compat_fingerprint(engine)
     digest = sha256_file(wasm_path)
-    artifact = target_dir(codegen_dir, engine) / f"{key_for(fingerprint, digest)}{SUFFIX}"
+    artifact = target_dir(codegen_dir, engine) / f"{wasm.key_for(fingerprint, digest)}{SUFFIX}"
     if not artifact.is_file():
         raise StaleCodegen(
             f"no machine code for {label or wasm_path} (sha256 {digest[:16]}) with "
@@ -100,8 +97,17 @@ def _compile_one(engine: wasmtime.Engine, rel: str, path: Path, dest: Path) -> N
     _write_atomic(dest, code)
 
 
-def generate(root: Path, codegen_dir: Path, engine: wasmtime.Engine) -> CodegenResult:
-    """Compile every .wasm under root that has no artifact yet; rewrite the index."""
+def find_reusable(name: str, places: list[Path]) -> Path | None:
+    """Machine code with this content key made earlier (the key makes reuse safe)."""
+    return next((place / name for place in places if (place / name).is_file()), None)
+
+
+def generate(root: Path, codegen_dir: Path, engine: wasmtime.Engine, reuse: list[Path] | None = None) -> CodegenResult:
+    """Compile every .wasm under root that has no artifact yet; rewrite the index.
+
+    `reuse`: directories of earlier artifacts (a previous codegen output's target
+    dir, the runner's module cache) to copy from instead of compiling.
+    """
     files = wasm_files(root)
     if not files:
         raise PipelineError(f"--root {root}: no .wasm files under it")
@@ -111,9 +117,13 @@ def generate(root: Path, codegen_dir: Path, engine: wasmtime.Engine) -> CodegenR
     result = CodegenResult()
     for rel, path in files:
         digest = sha256_file(path)
-        key = key_for(fingerprint, digest)
+        key = wasm.key_for(fingerprint, digest)
         artifact = out / f"{key}{SUFFIX}"
+        earlier = find_reusable(artifact.name, reuse or [])
         if artifact.is_file():
+            result.reused.append(rel)
+        elif earlier is not None:
+            shutil.copyfile(earlier, artifact)
             result.reused.append(rel)
         else:
             _compile_one(engine, rel, path, artifact)
@@ -140,6 +150,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--root", type=Path, required=True, metavar="DIR", help="runtime root to scan for *.wasm")
     parser.add_argument("--out", type=Path, required=True, metavar="CODEGEN_DIR")
     parser.add_argument("--target", metavar="TRIPLE", help="target triple (default: host); e.g. pulley64")
+    parser.add_argument("--reuse", type=Path, action="append", default=[], metavar="CODEGEN_DIR",
+                        help="an earlier codegen output whose matching artifacts are copied, not recompiled")
     return parser
 
 
@@ -158,7 +170,9 @@ def make_codegen_engine(target: str | None) -> wasmtime.Engine:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        result = generate(args.root, args.out, make_codegen_engine(args.target))
+        engine = make_codegen_engine(args.target)
+        places = [target_dir(d, engine) for d in args.reuse] + [wasm.default_module_cache()]
+        result = generate(args.root, args.out, engine, places)
     except PipelineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

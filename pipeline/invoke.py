@@ -3,12 +3,15 @@
 A function is one file stored at STORE/<user>/<func>/function.py. An invocation runs
 RUNTIME_ROOT/bin/python.wasm from its precompiled machine code (see pipeline.codegen) with
 the runtime root preopened as "/", the function's directory as "/func" and a fresh
-scratch directory as "/tmp", and argv ``python /func/function.py``.
+scratch directory as "/tmp", and argv ``python /func/function.py`` (``python -m pyfaasm.run
+/func/function.py`` when the runtime has the function API, see pipeline.faasm_host: then
+entry functions run and chained calls start in fresh instances of the same module).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import re
 import shutil
@@ -16,12 +19,14 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 import wasmtime
 
-from . import wasm
+from . import faasm_host, wasm
 from .codegen import StaleCodegen, find_artifact
 from .errors import PipelineError
+from .paths import CODEGEN_TASK, Paths
 
 FUNCTION_FILE = "function.py"
 GUEST_FUNC_DIR = "/func"
@@ -34,6 +39,8 @@ EXIT_ERROR = 2
 EXIT_STALE = 3
 EXIT_TIMEOUT = 124
 EXIT_TRAP = 125
+DEFAULT_MEMORY_MIB = 512
+DEFAULT_CONCURRENCY = 2
 
 EXAMPLES = """\
 examples:
@@ -41,9 +48,11 @@ examples:
   python -m pipeline.invoke run python hello
   python -m pipeline.invoke run python hello --input 'some stdin' --timeout 10
   python -m pipeline.invoke run --file func/python/hello.py --jit
+  python -m pipeline.invoke run --file func/python/fanout.py --input 50 --max-concurrency 2
+  python -m pipeline.invoke run --file func/python/slow.py --timeout 2 --memory-limit 256
 
 defaults (relative to --project, the current directory unless given):
-  store build/function-store, runtime root build/runtime_root, codegen build/codegen,
+  store build/function-store, runtime root build/runtime_root/root, codegen build/codegen,
   interpreter RUNTIME_ROOT/bin/python.wasm
 
 exit status: the function's own (0, or 1 for an uncaught exception, whose traceback
@@ -58,21 +67,25 @@ class InvokeError(PipelineError):
 
 @dataclass(frozen=True)
 class Project:
-    """Default locations, all under one project directory."""
+    """Default locations, from the one place paths are computed (pipeline.paths)."""
 
     root: Path
 
     @property
+    def paths(self) -> Paths:
+        return Paths.for_project(self.root)
+
+    @property
     def store(self) -> Path:
-        return self.root / "build" / "function-store"
+        return self.paths.function_store
 
     @property
     def runtime_root(self) -> Path:
-        return self.root / "build" / "runtime_root"
+        return self.paths.runtime_root_tree
 
     @property
     def codegen(self) -> Path:
-        return self.root / "build" / "codegen"
+        return self.paths.output_dir(CODEGEN_TASK)
 
 
 @dataclass(frozen=True)
@@ -85,6 +98,9 @@ class Invocation:
     codegen_dir: Path | None
     input_text: str | None = None
     timeout_s: float | None = None
+    memory_limit_mib: int | None = DEFAULT_MEMORY_MIB
+    max_concurrency: int = DEFAULT_CONCURRENCY
+    output: Path | None = None  # the main call's set_output bytes; None: stdout
 
 
 def check_name(kind: str, name: str) -> str:
@@ -142,29 +158,72 @@ def _check_inputs(inv: Invocation) -> None:
         raise InvokeError(f"{inv.function_dir / FUNCTION_FILE}: no such function (upload it first)")
 
 
+def guest_argv(runtime_root: Path) -> tuple[str, ...]:
+    """`python -m pyfaasm.run FILE` (entry functions, chaining) if the runtime has pyfaasm."""
+    if any(runtime_root.glob("lib/python3.*/site-packages/pyfaasm/")):
+        return ("python", *faasm_host.RUNNER_ARGV, GUEST_ARGV[1])
+    return GUEST_ARGV
+
+
+def guest_for(inv: Invocation) -> faasm_host.Guest:
+    """What every call of this invocation runs: argv, environment, read-only mounts."""
+    return faasm_host.Guest(
+        argv=guest_argv(inv.runtime_root),
+        env=dict(GUEST_ENV),
+        preopens=((inv.runtime_root, "/"), (inv.function_dir, GUEST_FUNC_DIR)),
+        read_only=frozenset({"/", GUEST_FUNC_DIR}),
+    )
+
+
+def limits_for(inv: Invocation) -> faasm_host.Limits:
+    return faasm_host.Limits(
+        timeout_s=inv.timeout_s,
+        memory_bytes=None if inv.memory_limit_mib is None else inv.memory_limit_mib * wasm.MIB,
+        max_concurrency=inv.max_concurrency,
+    )
+
+
+def emit(stream: TextIO, data: bytes) -> None:
+    stream.flush()
+    if hasattr(stream, "buffer"):
+        stream.buffer.write(data)
+    else:
+        stream.write(data.decode(errors="replace"))
+    stream.flush()
+
+
+def deliver(inv: Invocation, main: faasm_host.Call) -> None:
+    """The main call's stdout, stderr and output; its limit or trap as an exception."""
+    emit(sys.stdout, main.stdout)
+    emit(sys.stderr, main.stderr)
+    if inv.output is not None:
+        inv.output.write_bytes(main.output)
+    elif main.output:
+        emit(sys.stdout, main.output if main.output.endswith(b"\n") else main.output + b"\n")
+    if main.failure == "timeout":
+        raise wasm.TimeLimitExceeded(main.message)
+    if main.failure == "trap":
+        raise wasm.WasmTrap(main.message)
+    if main.failure == "memory":
+        print(f"error: {main.message}", file=sys.stderr)
+
+
 def invoke(inv: Invocation) -> int:
-    """Run the function; returns python's exit status. Raises StaleCodegen, WasmTrap."""
+    """Run the function (its main call and any chained calls); returns the main call's exit
+    status. Raises StaleCodegen, WasmTrap (TimeLimitExceeded)."""
     _check_inputs(inv)
     engine = wasm.make_engine()
     module = load_python(inv, engine)
     with tempfile.TemporaryDirectory(prefix="invoke-") as scratch:
-        guest_tmp = Path(scratch) / "tmp"
-        guest_tmp.mkdir()
         stdin = None
         if inv.input_text is not None:
             stdin = Path(scratch) / "stdin"  # outside every preopen
             stdin.write_text(inv.input_text)
-        run = wasm.WasiRun(
-            argv=list(GUEST_ARGV),
-            env=dict(GUEST_ENV),
-            preopens=[(inv.runtime_root, "/"), (inv.function_dir, GUEST_FUNC_DIR), (guest_tmp, "/tmp")],
-            read_only=frozenset({"/", GUEST_FUNC_DIR}),
-            stdin=stdin,
-            timeout_s=inv.timeout_s,
-        )
-        sys.stdout.flush()
-        sys.stderr.flush()
-        return wasm.run_wasi(module, engine, run)
+        data = (inv.input_text or "").encode()
+        with faasm_host.FaasmHost(engine, module, guest_for(inv), limits_for(inv), Path(scratch)) as host:
+            main = host.run_main(data, stdin)
+    deliver(inv, main)
+    return main.code if main.code is not None else EXIT_TRAP
 
 
 def invoke_file(inv: Invocation, source: Path) -> int:
@@ -173,9 +232,7 @@ def invoke_file(inv: Invocation, source: Path) -> int:
         raise InvokeError(f"{source}: no such file")
     with tempfile.TemporaryDirectory(prefix="invoke-func-") as func_dir:
         shutil.copyfile(source, Path(func_dir) / FUNCTION_FILE)
-        return invoke(Invocation(
-            inv.runtime_root, inv.python_wasm, Path(func_dir), inv.codegen_dir, inv.input_text, inv.timeout_s,
-        ))
+        return invoke(dataclasses.replace(inv, function_dir=Path(func_dir)))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -199,7 +256,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--codegen", type=Path, metavar="DIR", help="pipeline.codegen output (default build/codegen)")
     run.add_argument("--jit", action="store_true", help="compile python.wasm now instead of using --codegen")
     run.add_argument("--input", metavar="TEXT", help="the function's stdin (default: empty)")
-    run.add_argument("--timeout", type=float, metavar="S", help="wall-clock limit in seconds")
+    run.add_argument("--timeout", type=float, metavar="S",
+                     help="time limit per call in seconds (time blocked in await_call not counted)")
+    run.add_argument("--memory-limit", type=int, default=DEFAULT_MEMORY_MIB, metavar="MIB",
+                     help=f"linear memory limit per call (default {DEFAULT_MEMORY_MIB})")
+    run.add_argument("--max-concurrency", type=int, default=DEFAULT_CONCURRENCY, metavar="N",
+                     help=f"chained calls running at once (default {DEFAULT_CONCURRENCY})")
+    run.add_argument("--output", type=Path, metavar="FILE",
+                     help="write the function's output (set_output) here (default: stdout, after its prints)")
     for p in (up, run):
         p.add_argument("--store", type=Path, metavar="DIR", help="function store (default build/function-store)")
         p.add_argument("--project", type=Path, default=Path.cwd(), metavar="DIR",
@@ -212,6 +276,8 @@ def _run_invocation(args: argparse.Namespace, project: Project) -> Invocation:
         raise InvokeError("give either USER FUNC or --file, not both")
     if args.file is None and not (args.user and args.func):
         raise InvokeError("run needs USER FUNC (or --file FILE.py)")
+    if args.max_concurrency < 1:
+        raise InvokeError("--max-concurrency must be at least 1")
     root = args.root or project.runtime_root
     func_dir = Path() if args.file else function_dir(args.store or project.store, args.user, args.func)
     return Invocation(
@@ -221,6 +287,9 @@ def _run_invocation(args: argparse.Namespace, project: Project) -> Invocation:
         codegen_dir=None if args.jit else (args.codegen or project.codegen),
         input_text=args.input,
         timeout_s=args.timeout,
+        memory_limit_mib=args.memory_limit,
+        max_concurrency=args.max_concurrency,
+        output=args.output,
     )
 
 

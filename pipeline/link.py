@@ -93,7 +93,9 @@ def run(argv: list[str], what: str) -> None:
         raise PipelineError(f"{what} failed ({proc.returncode}): {' '.join(argv[:6])} ...\n{proc.stderr[-3000:]}")
 
 
-def link_python(cpython: Path, packages: list[Path], cc: str, output: Path, work: Path, nm: str) -> list[Extension]:
+def link_python(
+    cpython: Path, packages: list[Path], cc: str, output: Path, work: Path, nm: str, extra_ldflags: tuple[str, ...] = ()
+) -> list[Extension]:
     kit = cpython / "relink"
     spec = json.loads((kit / "link.json").read_text())
     extensions = read_extensions(packages)
@@ -109,7 +111,7 @@ def link_python(cpython: Path, packages: list[Path], cc: str, output: Path, work
     objects = [str(kit / obj) for obj in spec["objects"]]
     libs = [str(kit / lib) if lib.endswith(".a") and not lib.startswith("/") else lib for lib in spec["libs"]]
     output.parent.mkdir(parents=True, exist_ok=True)
-    argv = [*compiler, *spec["ldflags"], "-o", str(output), *objects, str(config_o),
+    argv = [*compiler, *spec["ldflags"], *extra_ldflags, "-o", str(output), *objects, str(config_o),
             *(str(e.archive) for e in extensions), str(kit / spec["archive"]), *libs, *cxx]
     run(argv, "link python.wasm")
     return extensions
@@ -124,10 +126,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nm", default="llvm-nm-19")
     parser.add_argument("--work", type=Path, default=Path("link-work"))
     parser.add_argument("--report", type=Path, help="write the registered modules as JSON here")
+    parser.add_argument("--ldflag", action="append", default=[], help="extra link flag, e.g. -Wl,--strip-debug")
     parser.add_argument("-o", "--output", type=Path, required=True)
     args = parser.parse_args(argv)
     try:
-        extensions = link_python(args.cpython, args.package, args.cc, args.output, args.work, args.nm)
+        extensions = link_python(args.cpython, args.package, args.cc, args.output, args.work, args.nm,
+                                 tuple(args.ldflag))
     except PipelineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -8,6 +8,8 @@ from pathlib import Path
 
 CONFIG_FILE = "pipeline.yaml"
 CACHE_ENV = "PIPELINE_CACHE_DIR"
+RUNTIME_ROOT_TASK = "runtime_root"
+CODEGEN_TASK = "codegen"
 
 
 def default_cache_dir() -> Path:
@@ -87,6 +89,16 @@ class Paths:
 
     def work_dir(self, task: str) -> Path:
         return self.build / ".work" / task_slug(task)
+
+    @property
+    def runtime_root_tree(self) -> Path:
+        """The tree a runtime mounts as / (inside the runtime_root task's output)."""
+        return self.output_dir(RUNTIME_ROOT_TASK) / "root"
+
+    @property
+    def function_store(self) -> Path:
+        """Uploaded functions: user/function/function.py. Not a task output."""
+        return self.build / "function-store"
 
     def staging_root(self) -> Path:
         # Beside the outputs (same filesystem) so the final move is a rename.

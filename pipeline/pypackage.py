@@ -160,7 +160,7 @@ def build() -> None:
 def test() -> None:
     """Import each `test.imports` inside a python.wasm linked with this package's extensions."""
     from .link import link_python
-    from .wasm import WasiRun, load_module, make_engine, run_wasi
+    from .wasm import WasiRun, default_module_cache, load_module, make_engine, run_wasi
 
     ctx = load_context()
     out, work = Path(os.environ["OUT"]), Path(os.environ["WORK"])
@@ -180,15 +180,16 @@ def test() -> None:
         "    assert name in sys.builtin_module_names, name\n"
         "    module = importlib.import_module(name); print('built-in', module)\n"
     )
-    preopens = [(str(cpython), "/")] + [(str(p / "site-packages"), f"/pkg{i}") for i, p in enumerate(packages)]
+    home = cpython / build_info(ctx)["home"]
+    preopens = [(str(home), "/")] + [(str(p / "site-packages"), f"/pkg{i}") for i, p in enumerate(packages)]
     run = WasiRun(
         argv=["python", "-c", code],
-        env={"PYTHONHOME": "/", "PYTHONPATH": ":".join(f"/pkg{i}" for i in range(len(packages))),
-             "PYTHONDONTWRITEBYTECODE": "1"},
+        env={"PYTHONPATH": ":".join(f"/pkg{i}" for i in range(len(packages))), "PYTHONDONTWRITEBYTECODE": "1"},
         preopens=preopens,
+        read_only=frozenset(guest for _, guest in preopens),
     )
     engine = make_engine()
-    exit_code = run_wasi(load_module(engine, wasm), engine, run)
+    exit_code = run_wasi(load_module(engine, wasm, cache_dir=default_module_cache()), engine, run)
     if exit_code:
         raise PipelineError(f"import test failed inside wasm (exit {exit_code})")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import sys
 from typing import Any
 
@@ -38,12 +39,20 @@ def template_context(paths: Paths, config: ProjectConfig, graph: Graph, task: st
         for dep in graph.deps[task]
     }
     sysroot = sysroot_path(paths, config)
+    packages = [
+        {"name": graph.nodes[t].recipe.name, "out": str(paths.output_dir(t)), "version": graph.nodes[t].recipe.version}
+        for t in sorted(graph.closure(task) - {task})
+        if graph.nodes[t].is_package
+    ]
+    source = entry.recipe.source
     return {
         "config": config.model_dump(),
         "target": config.target,
         "tc": describe_toolchain(config, sysroot),
         "sysroot": sysroot,
         "deps": deps,
+        "packages": packages,  # every package recipe this task depends on, transitively
+        "source_sha256": source.sha256 if source else None,
         "name": entry.recipe.name,
         "version": entry.recipe.version,
         "out": str(paths.output_dir(task)),
@@ -51,6 +60,8 @@ def template_context(paths: Paths, config: ProjectConfig, graph: Graph, task: st
         "recipe_dir": str(entry.folder),
         "python": sys.executable,
         "run_wasm": f"{sys.executable} -m pipeline.wasm run",
+        # The runtime that runs and AOT-compiles wasm: its version keys machine code.
+        "wasmtime_version": importlib.metadata.version("wasmtime"),
     }
 
 

@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from .builders import build_script, test_script
@@ -145,10 +146,12 @@ def self_test(engine: Engine, task: str, final: Path, work: Path, log: Path) -> 
         raise StepFailed(task, f"self-test exited with {code}", log)
 
 
-def record(engine: Engine, task: str, manifest: Manifest, outcome: str, seconds: float) -> None:
+def record(
+    engine: Engine, task: str, manifest: Manifest, outcome: str, seconds: float, test_seconds: float = 0.0
+) -> None:
     key = engine.keys.key(task)
     state = {"task": task, "key": key, "inputs": engine.keys.inputs(task), "manifest": manifest,
-             "outcome": outcome, "seconds": round(seconds, 3)}
+             "outcome": outcome, "seconds": round(seconds, 3), "test_seconds": round(test_seconds, 3)}
     write_json_atomic(engine.paths.state_file(task), state)
 
 
@@ -167,6 +170,67 @@ def noted(what: str, result: Transfer, log: Path, notes: list[str]) -> bool:
     return result.ok
 
 
+@dataclass(frozen=True)
+class Places:
+    """Where one attempt at one task works: all beside build/, same filesystem."""
+
+    final: Path
+    staging: Path
+    backup: Path
+    work: Path
+    log: Path
+
+    @classmethod
+    def for_task(cls, engine: Engine, task: str) -> Places:
+        paths = engine.paths
+        final = paths.output_dir(task)
+        staging_root = paths.staging_root() / final.relative_to(paths.build).parent
+        return cls(final, staging_root / f"{final.name}.new", staging_root / f"{final.name}.old",
+                   paths.work_dir(task), paths.log_file(task))
+
+    def reset(self, key: str) -> None:
+        for stale in (self.staging, self.backup, self.work):  # a killed run's leftovers; we hold the lock
+            shutil.rmtree(stale, ignore_errors=True)
+        self.staging.parent.mkdir(parents=True, exist_ok=True)
+        self.work.mkdir(parents=True)
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        self.log.write_text(f"key {key}\n")
+
+
+def try_restore(engine: Engine, key: str, at: Places, notes: list[str]) -> tuple[str, Manifest] | None:
+    """Local cache, then remote: (outcome, manifest) with the output in place, or None."""
+    fetched = False
+    if engine.remote is not None and not engine.cache.has(key):
+        fetched = noted("fetch", engine.remote.fetch(key, engine.cache), at.log, notes)
+    if not engine.cache.has(key):
+        return None
+    manifest, problem = engine.cache.restore(key, at.staging)
+    if manifest is None:
+        notes.append(f"cache entry {key[:12]} was corrupt ({problem}): evicted and rebuilt")
+        log_line(at.log, f"warning: {notes[-1]}")
+        return None
+    swap_in(at.staging, at.final, at.backup)
+    shutil.rmtree(at.backup, ignore_errors=True)
+    return ("downloaded" if fetched else "restored"), manifest
+
+
+def build_and_install(engine: Engine, task: str, at: Places) -> tuple[Manifest, float]:
+    """Build into staging, swap in, self-test; on a failed test put the old output back."""
+    build_into(engine, task, at.staging, at.work, at.log)
+    manifest = make_manifest(at.staging)
+    swap_in(at.staging, at.final, at.backup)
+    test_started = time.monotonic()
+    try:
+        self_test(engine, task, at.final, at.work, at.log)
+    except PipelineError:
+        shutil.rmtree(at.final, ignore_errors=True)
+        if at.backup.exists():
+            os.replace(at.backup, at.final)
+        raise
+    shutil.rmtree(at.backup, ignore_errors=True)
+    return manifest, time.monotonic() - test_started
+
+
 def run_task(engine: Engine, task: str) -> dict[str, str]:
     """Bring one task's output up to date.
 
@@ -175,53 +239,22 @@ def run_task(engine: Engine, task: str) -> dict[str, str]:
     started = time.monotonic()
     if engine.status(task).up_to_date:  # also takes the build lock
         return {"outcome": "up to date"}
-    paths = engine.paths
     key = engine.keys.key(task)
-    final = paths.output_dir(task)
-    clear_state(paths.state_file(task))
-    slug = final.name
-    staging_root = paths.staging_root() / final.relative_to(paths.build).parent
-    staging, backup = staging_root / f"{slug}.new", staging_root / f"{slug}.old"
-    work, log = paths.work_dir(task), paths.log_file(task)
-    for stale in (staging, backup, work):  # leftovers of a killed run; we hold the lock
-        shutil.rmtree(stale, ignore_errors=True)
-    staging_root.mkdir(parents=True, exist_ok=True)
-    work.mkdir(parents=True)
-    log.parent.mkdir(parents=True, exist_ok=True)
-    log.write_text(f"task {task}\nkey {key}\n")
-
+    clear_state(engine.paths.state_file(task))
+    at = Places.for_task(engine, task)
+    at.reset(key)
     notes: list[str] = []
-    remote = engine.remote
-    fetched = False
-    if remote is not None and not engine.cache.has(key):
-        fetched = noted("fetch", remote.fetch(key, engine.cache), log, notes)
-    if engine.cache.has(key):
-        manifest, problem = engine.cache.restore(key, staging)
-        if manifest is not None:
-            swap_in(staging, final, backup)
-            shutil.rmtree(backup, ignore_errors=True)
-            shutil.rmtree(work, ignore_errors=True)
-            outcome = "downloaded" if fetched else "restored"
-            record(engine, task, manifest, outcome, time.monotonic() - started)
-            return {"outcome": outcome, "note": "; ".join(notes)}
-        notes.append(f"cache entry {key[:12]} was corrupt ({problem}): evicted and rebuilt")
-        log_line(log, f"warning: {notes[-1]}")
-
-    build_into(engine, task, staging, work, log)
-    manifest = make_manifest(staging)
-    swap_in(staging, final, backup)
-    try:
-        self_test(engine, task, final, work, log)
-    except PipelineError:
-        shutil.rmtree(final, ignore_errors=True)
-        if backup.exists():
-            os.replace(backup, final)
-        raise
-    shutil.rmtree(backup, ignore_errors=True)
-    record(engine, task, manifest, "built", time.monotonic() - started)
-    engine.cache.store(key, final, manifest)
-    if remote is not None:
-        noted("push", remote.push(key, engine.cache), log, notes)
+    restored = try_restore(engine, key, at, notes)
+    if restored is not None:
+        outcome, manifest = restored
+        shutil.rmtree(at.work, ignore_errors=True)
+        record(engine, task, manifest, outcome, time.monotonic() - started)
+        return {"outcome": outcome, "note": "; ".join(notes)}
+    manifest, test_seconds = build_and_install(engine, task, at)
+    record(engine, task, manifest, "built", time.monotonic() - started, test_seconds)
+    engine.cache.store(key, at.final, manifest)
+    if engine.remote is not None:
+        noted("push", engine.remote.push(key, engine.cache), at.log, notes)
     if os.environ.get(KEEP_WORK_ENV, "") in ("", "0"):
-        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(at.work, ignore_errors=True)
     return {"outcome": "built", "note": "; ".join(notes)}

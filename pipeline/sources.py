@@ -48,7 +48,7 @@ def http_get(url: str, dest: Path) -> str:
                     digest.update(chunk)
                     out.write(chunk)
             return digest.hexdigest()
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             last = exc
             dest.unlink(missing_ok=True)
             time.sleep(2**attempt)
@@ -60,7 +60,11 @@ def pypi_json(path: str) -> dict | None:
     url = f"{pypi_api_base()}/{path}"
     try:
         with urllib.request.urlopen(url, timeout=60) as response:
-            return json.load(response)
+            data = json.load(response)
+        # File URLs may be relative to the document (proxies and mirrors do that).
+        for item in [*data.get("urls", []), *(f for fs in data.get("releases", {}).values() for f in fs)]:
+            item["url"] = urllib.parse.urljoin(url, item["url"])
+        return data
     except urllib.error.HTTPError as exc:
         if exc.code == 404:
             return None

@@ -13,19 +13,26 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import os
 import platform
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import wasmtime
 
+from .hashing import canonical_json, sha256_file, sha256_text
+
 MIB = 1 << 20
 MAX_WASM_STACK = 16 * MIB
 ASYNC_STACK_SIZE = 32 * MIB
 HOST_THREAD_STACK = 256 * MIB
-_NO_DEADLINE = 1 << 62
+NO_DEADLINE = 1 << 62
+# python.wasm imports the function API's host calls from here (pyfaasm._host);
+# pipeline.faasm_host defines them, other runners get stubs that trap if called.
+FAASM_NAMESPACE = "faasm"
 
 
 class WasmTrap(Exception):
@@ -151,16 +158,49 @@ def compile_module(engine: wasmtime.Engine, wasm_path: Path) -> bytes:
     return bytes(wasmtime.Module.from_file(engine, wasm_path).serialize())
 
 
+def key_for(fingerprint: dict[str, object], wasm_sha256: str) -> str:
+    return sha256_text(canonical_json({"wasm_sha256": wasm_sha256, **fingerprint}))
+
+
+def artifact_key(engine: wasmtime.Engine, wasm_path: Path) -> str:
+    """The key of machine code for ``wasm_path`` from this engine: content + compatibility."""
+    return key_for(compat_fingerprint(engine), sha256_file(wasm_path))
+
+
 def load_module(
-    engine: wasmtime.Engine, wasm_path: Path, precompiled: Path | None = None
+    engine: wasmtime.Engine, wasm_path: Path, precompiled: Path | None = None, cache_dir: Path | None = None
 ) -> wasmtime.Module:
-    """Load ``precompiled`` (from compile_module) if given, else compile the wasm."""
+    """Load ``precompiled`` if given; else compile, reusing machine code kept in ``cache_dir``.
+
+    The cache file is named by artifact_key, so it can never be stale: a changed
+    wasm or engine setting simply names another file.
+    """
     if precompiled is not None:
         return wasmtime.Module.deserialize_file(engine, str(precompiled))
-    return wasmtime.Module.from_file(engine, wasm_path)
+    if cache_dir is None:
+        return wasmtime.Module.from_file(engine, wasm_path)
+    cached = cache_dir / f"{artifact_key(engine, wasm_path)}.cwasm"
+    if cached.exists():
+        try:
+            return wasmtime.Module.deserialize_file(engine, str(cached))
+        except wasmtime.WasmtimeError:
+            cached.unlink(missing_ok=True)
+    module = wasmtime.Module.from_file(engine, wasm_path)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = cached.with_name(f".{cached.name}.{os.getpid()}")
+    tmp.write_bytes(bytes(module.serialize()))
+    os.replace(tmp, cached)
+    return module
 
 
-def _wasi_config(run: WasiRun) -> wasmtime.WasiConfig:
+def default_module_cache() -> Path:
+    """Machine code for `run` lives beside the artifact cache (outside the checkout)."""
+    from .paths import CACHE_ENV, default_cache_dir
+
+    return Path(os.environ.get(CACHE_ENV) or default_cache_dir()) / "wasm-modules"
+
+
+def wasi_config(run: WasiRun) -> wasmtime.WasiConfig:
     wasi = wasmtime.WasiConfig()
     wasi.argv = run.argv
     wasi.env = list(run.env.items())
@@ -179,14 +219,29 @@ def _wasi_config(run: WasiRun) -> wasmtime.WasiConfig:
     return wasi
 
 
+def _no_host(name: str) -> Callable[..., None]:
+    def trap(*_args: object) -> None:
+        raise WasmTrap(f"no faasm host: {FAASM_NAMESPACE}.{name} needs `python -m pipeline.invoke`")
+
+    return trap
+
+
+def define_missing_host(linker: wasmtime.Linker, module: wasmtime.Module) -> None:
+    """Stubs for the module's "faasm" imports: importing pyfaasm works, calling it traps."""
+    for imp in module.imports:
+        if imp.module == FAASM_NAMESPACE and isinstance(imp.type, wasmtime.FuncType) and imp.name:
+            linker.define_func(imp.module, imp.name, imp.type, _no_host(imp.name))
+
+
 def _execute(module: wasmtime.Module, engine: wasmtime.Engine, run: WasiRun) -> int:
     store = wasmtime.Store(engine)
-    store.set_wasi(_wasi_config(run))
+    store.set_wasi(wasi_config(run))
     if run.fuel is not None:
         store.set_fuel(run.fuel)
-    store.set_epoch_deadline(1 if run.timeout_s is not None else _NO_DEADLINE)
+    store.set_epoch_deadline(1 if run.timeout_s is not None else NO_DEADLINE)
     linker = wasmtime.Linker(engine)
     linker.define_wasi()
+    define_missing_host(linker, module)
     try:
         instance = linker.instantiate(store, module)
         start = instance.exports(store).get("_start")
@@ -271,6 +326,10 @@ def _parser() -> argparse.ArgumentParser:
         "--precompiled", type=Path, metavar="FILE", help="artifact from 'compile'"
     )
     run.add_argument(
+        "--no-cache", action="store_true",
+        help="compile every time (default: reuse machine code cached by content + engine settings)",
+    )
+    run.add_argument(
         "--timeout", type=float, metavar="S", help="wall-clock limit in seconds"
     )
     run.add_argument("--fuel", type=int, metavar="N", help="instruction fuel limit")
@@ -307,7 +366,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     engine = make_engine(fuel=args.fuel is not None)
     try:
-        module = load_module(engine, args.wasm, args.precompiled)
+        cache = None if args.no_cache else default_module_cache()
+        module = load_module(engine, args.wasm, args.precompiled, cache)
     except wasmtime.WasmtimeError as exc:
         print(
             f"error: cannot load {args.precompiled or args.wasm}: {exc}",

@@ -100,7 +100,7 @@ def fakes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture
 def proj(tmp_path: Path, fakes: dict[str, Path]) -> Path:
     """A project with a runtime root (fake python.wasm) and its codegen."""
-    root = tmp_path / "build" / "runtime_root"
+    root = tmp_path / "build" / "runtime_root" / "root"
     (root / "bin").mkdir(parents=True)
     (root / "lib" / "python3.13").mkdir(parents=True)
     shutil.copyfile(fakes["ok"], root / "bin" / "python.wasm")
@@ -147,7 +147,7 @@ def test_upload_then_run_from_codegen(proj: Path) -> None:
 
 def test_stale_codegen_exits_3_and_jit_runs(proj: Path, fakes: dict[str, Path]) -> None:
     cli(proj, "upload", "python", "hello", "hello.py")
-    shutil.copyfile(fakes["raise"], proj / "build/runtime_root/bin/python.wasm")
+    shutil.copyfile(fakes["raise"], proj / "build/runtime_root/root/bin/python.wasm")
     stale = cli(proj, "run", "python", "hello")
     assert stale.returncode == 3
     assert "no machine code for bin/python.wasm" in stale.stderr and "doit codegen" in stale.stderr
@@ -178,7 +178,7 @@ def test_invoke_api_returns_exit_status(proj: Path, fakes: dict[str, Path]) -> N
     func_dir.mkdir()
     (func_dir / "function.py").write_text("x\n")
     inv = invoke.Invocation(
-        runtime_root=proj / "build/runtime_root",
+        runtime_root=proj / "build/runtime_root/root",
         python_wasm=fakes["raise"],
         function_dir=func_dir,
         codegen_dir=None,

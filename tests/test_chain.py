@@ -1,0 +1,118 @@
+"""End to end: the real chain in this checkout, from recipes to invoke.
+
+Uses the project's own build/ and the default artifact cache outside the
+checkout, so a repeat CI run on the same machine restores instead of building.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+BUILD = REPO / "build"
+
+pytestmark = pytest.mark.e2e
+
+
+def doit(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIPELINE_REMOTE")}
+    proc = subprocess.run([sys.executable, "-m", "doit", *args], cwd=REPO, env=env, capture_output=True,
+                          text=True, check=False, timeout=3600)
+    print(proc.stdout)
+    print(proc.stderr, file=sys.stderr)
+    return proc
+
+
+@pytest.fixture(scope="module")
+def chain() -> subprocess.CompletedProcess[str]:
+    """The whole chain through codegen + invoke, and CPython's own tests."""
+    proc = doit("invoke", "test_cpython")
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    return proc
+
+
+def test_invoke_hello_prints_message_and_version(chain: subprocess.CompletedProcess[str]) -> None:
+    hello = (BUILD / "invoke/hello.out").read_text()
+    assert "Hello from Python on WebAssembly!" in hello
+    assert "Python version: 3.13.5" in hello
+
+
+def test_default_packages_do_real_work_with_c_extensions(chain: subprocess.CompletedProcess[str]) -> None:
+    demo = (BUILD / "invoke/packages_demo.out").read_text()
+    for line in ("pyaes: AES-256-CTR round trip", "genshi", "markupsafe", "msgpack", "packages demo ok"):
+        assert line in demo
+    builtins = {item["module"] for item in json.loads((BUILD / "link/builtins.json").read_text())}
+    assert {"markupsafe._speedups", "genshi._speedups", "msgpack._cmsgpack"} <= builtins
+
+
+def test_cpython_regression_subset_reports_per_module(chain: subprocess.CompletedProcess[str]) -> None:
+    summary = json.loads((BUILD / "test_cpython/summary.json").read_text())
+    assert len(summary["modules"]) >= 25
+    assert summary["unexpected"] == []
+    assert summary["total"]["passed"] > 10000
+
+
+def test_second_run_executes_nothing(chain: subprocess.CompletedProcess[str]) -> None:
+    proc = doit("invoke", "test_cpython")
+    assert proc.returncode == 0
+    last = proc.stdout.strip().splitlines()[-1]
+    assert "built" not in last and "restored" not in last and "up to date" in last, last
+
+
+def test_invoke_fails_clearly_when_codegen_is_missing(chain: subprocess.CompletedProcess[str], tmp_path: Path) -> None:
+    empty_codegen = tmp_path / "codegen"
+    empty_codegen.mkdir()
+    root = BUILD / "runtime_root/root"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline.invoke", "run", "--file", str(root / "functions/python/hello.py"),
+         "--root", str(root), "--codegen", str(empty_codegen)],
+        cwd=REPO, capture_output=True, text=True, check=False,
+    )
+    assert proc.returncode == 3
+    assert "doit codegen" in proc.stderr
+
+
+def test_exception_in_function_gives_traceback_and_nonzero_exit(chain: subprocess.CompletedProcess[str],
+                                                                 tmp_path: Path) -> None:
+    failing = tmp_path / "fails.py"
+    failing.write_text("def handler():\n    raise ValueError('boom from wasm')\n\nhandler()\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline.invoke", "run", "--file", str(failing)],
+        cwd=REPO, capture_output=True, text=True, check=False,
+    )
+    assert proc.returncode == 1
+    assert "Traceback" in proc.stderr and "ValueError: boom from wasm" in proc.stderr
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_runtime_root_tarball_is_reproducible_across_directories(chain: subprocess.CompletedProcess[str],
+                                                                  tmp_path: Path) -> None:
+    """Two clean assemblies of the same inputs in different directories: same bytes."""
+    packages = [p for p in sorted((BUILD / "packages").iterdir()) if (p / "site-packages").is_dir()]
+    digests = []
+    for name in ("one", "two"):
+        out = tmp_path / name / "deep" / "dir"
+        out.mkdir(parents=True)
+        argv = [sys.executable, "-m", "pipeline.bundle", "assemble", "--out", str(out / "root"),
+                "--python-wasm", str(BUILD / "link/python.wasm"),
+                "--stdlib", str(BUILD / "build_cpython/runtime/lib/python3.13"),
+                "--meta", f"python={BUILD / 'build_cpython/package.json'}",
+                *[arg for p in packages for arg in ("--package", str(p))],
+                "--functions", str(REPO / "func"),
+                "--build-python", str(BUILD / "build_python/bin/python3.13"),
+                "--manifest", str(out / "manifest.json"), "--tarball", str(out / "root.tar.gz")]
+        env = dict(os.environ, SOURCE_DATE_EPOCH="1700000000")
+        subprocess.run(argv, cwd=REPO, env=env, check=True, capture_output=True)
+        digests.append(sha256(out / "root.tar.gz"))
+    assert digests[0] == digests[1]
+    assert digests[0] == sha256(BUILD / "runtime_root/runtime_root.tar.gz")

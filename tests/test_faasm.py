@@ -1,0 +1,275 @@
+"""The Python function API: pyfaasm's dispatch, the faasm host, and the real runtime.
+
+- dispatch: pyfaasm.code / pyfaasm.run in the host Python with a fake ``pyfaasm._host``;
+- host: pipeline.faasm_host driving a freestanding wasm guest that calls the "faasm"
+  imports directly (chaining, outputs, failures, limits), no CPython build needed;
+- e2e: the built runtime (build/runtime_root + build/codegen) runs func/python/*.py.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import types
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import REPO, build_freestanding_wasm
+
+from pipeline import faasm_host, wasm
+
+PYFAASM_SRC = REPO / "recipes" / "packages" / "pyfaasm" / "src" / "src"
+
+# ---------------------------------------------------------------- dispatch (pure Python)
+
+
+@pytest.fixture
+def pyfaasm(monkeypatch: pytest.MonkeyPatch) -> Iterator[types.SimpleNamespace]:
+    """Fresh pyfaasm.code/pyfaasm.run with a fake _host recording what they ask."""
+    for name in [m for m in sys.modules if m == "pyfaasm" or m.startswith("pyfaasm.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.syspath_prepend(str(PYFAASM_SRC))
+    chained: list[tuple[int, bytes]] = []
+    host = types.ModuleType("pyfaasm._host")
+    host.chain_call = lambda entry, data=b"": chained.append((entry, data)) or len(chained)
+    host.await_call = lambda call_id: 0
+    host.get_input = lambda: b"in"
+    outputs: list[bytes] = []
+    host.set_output = outputs.append
+    host.get_call_output = lambda call_id: b"out%d" % call_id
+    monkeypatch.setitem(sys.modules, "pyfaasm._host", host)
+    import pyfaasm.code
+    import pyfaasm.run
+
+    yield types.SimpleNamespace(code=pyfaasm.code, run=pyfaasm.run, chained=chained, outputs=outputs)
+    for name in ("pyfaasm.code", "pyfaasm.run", "pyfaasm"):
+        sys.modules.pop(name, None)
+
+
+SEED = (REPO / "func" / "python" / "chain_seed.py").read_text()
+
+
+def test_dispatch_runs_the_registered_entry(pyfaasm: types.SimpleNamespace, tmp_path: Path) -> None:
+    source = tmp_path / "function.py"
+    source.write_text(SEED)
+    assert pyfaasm.run.run(str(source), 0) == 0
+    assert pyfaasm.chained == [(1, b""), (2, b"")]  # main_func chained entries 1 and 2
+    assert pyfaasm.run.run(str(source), 2) == 0
+    assert pyfaasm.chained == [(1, b""), (2, b"")]  # entry 2 chains nothing
+
+
+def test_dispatch_failures(pyfaasm: types.SimpleNamespace, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = tmp_path / "function.py"
+    source.write_text("from pyfaasm.code import faasm_func, set_output\n"
+                      "@faasm_func(1)\ndef boom():\n    raise ValueError('nope')\n"
+                      "@faasm_func(2)\ndef seven():\n    set_output('x')\n    return 7\n"
+                      "print('top level ran')\n")
+    assert pyfaasm.run.run(str(source), 1) == 1
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "ValueError: nope" in err
+    assert "runpy" not in err  # the traceback starts at the function file
+    assert pyfaasm.run.run(str(source), 2) == 7 and pyfaasm.outputs == [b"x"]
+    assert pyfaasm.run.run(str(source), 3) == 2
+    assert "registers no function for entry 3" in capsys.readouterr().err
+    assert pyfaasm.run.run(str(source), 0) == 0  # no @faasm_main: a plain script
+    assert "top level ran" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="entry must be"):
+        pyfaasm.code.faasm_func(-1)
+
+
+# ---------------------------------------------------------------- host (freestanding guest)
+
+GUEST = r"""
+typedef unsigned long size_t;
+typedef struct { const char *buf; size_t len; } ciovec;
+#define WASI(name) __attribute__((import_module("wasi_snapshot_preview1"), import_name(#name)))
+#define FAASM(name) __attribute__((import_module("faasm"), import_name(#name)))
+WASI(environ_sizes_get) int environ_sizes_get(size_t *count, size_t *size);
+WASI(environ_get) int environ_get(char **ptrs, char *buf);
+WASI(fd_write) int fd_write(int fd, const ciovec *iovs, size_t n, size_t *done);
+WASI(proc_exit) _Noreturn void proc_exit(int code);
+FAASM(chain_call) int chain_call(int entry, const char *input, int len);
+FAASM(await_call) int await_call(int call_id);
+FAASM(input_size) int input_size(void);
+FAASM(read_input) int read_input(char *buf, int len);
+FAASM(write_output) int write_output(const char *buf, int len);
+FAASM(call_output_size) int call_output_size(int call_id);
+FAASM(read_call_output) int read_call_output(int call_id, char *buf, int len);
+
+static char envbuf[4096], in[256], out[64], tmp[64];
+static char *envp[64];
+static int ids[256];
+
+static int fmt(char *s, int v) {  /* decimal, returns length */
+  char r[16]; int n = 0, m = 0;
+  if (v < 0) { s[m++] = '-'; v = -v; }
+  do { r[n++] = '0' + v % 10; v /= 10; } while (v);
+  while (n) s[m++] = r[--n];
+  return m;
+}
+static int parse(const char *s, int n) { int v = 0; for (int i = 0; i < n; i++) v = v * 10 + s[i] - '0'; return v; }
+static void say(const char *s, size_t n) { ciovec v = { s, n }; size_t done; fd_write(2, &v, 1, &done); }
+static int entry(void) {
+  size_t count, size;
+  environ_sizes_get(&count, &size); environ_get(envp, envbuf);
+  for (size_t i = 0; i < count; i++) {
+    const char *e = envp[i], *k = "FAASM_ENTRY=";
+    int j = 0; while (k[j] && e[j] == k[j]) j++;
+    if (!k[j]) return e[j] - '0';
+  }
+  return 0;
+}
+void _start(void) {
+  int e = entry(), n = read_input(in, input_size());
+  if (e == 1) { write_output(in, n); proc_exit(0); }      /* echo */
+  if (e == 2) { say("entry 2 fails\n", 14); proc_exit(3); }
+  if (e == 3) { for (;;) {} }                               /* spin */
+  /* main: input "f<N>" fan-out N echo calls and sum; "x" chain 2; "s" chain 3; "S" spin */
+  if (in[0] == 'S') for (;;) {}
+  if (in[0] == 'x' || in[0] == 's') {
+    int id = chain_call(in[0] == 'x' ? 2 : 3, 0, 0);
+    write_output(out, fmt(out, await_call(id)));
+    proc_exit(0);
+  }
+  int count = parse(in + 1, n - 1), total = 0;
+  for (int i = 0; i < count; i++) ids[i] = chain_call(1, tmp, fmt(tmp, i));
+  for (int i = 0; i < count; i++) {
+    if (await_call(ids[i]) != 0) proc_exit(4);
+    int len = read_call_output(ids[i], tmp, call_output_size(ids[i]));
+    total += parse(tmp, len);
+  }
+  if (call_output_size(999) != -1 || await_call(999) != -1) proc_exit(5);
+  write_output(out, fmt(out, total));
+  proc_exit(0);
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def guest(tmp_path_factory: pytest.TempPathFactory) -> tuple[wasm.PipelineEngine, object]:
+    path = build_freestanding_wasm(GUEST, tmp_path_factory.mktemp("faasm") / "guest.wasm")
+    engine = wasm.make_engine()
+    return engine, wasm.load_module(engine, path)
+
+
+def run_guest(guest: tuple, tmp_path: Path, data: bytes, **limits: object) -> tuple[faasm_host.Call, list, list]:
+    engine, module = guest
+    logged: list[str] = []
+    spec = faasm_host.Guest(argv=("guest",), env={}, preopens=())
+    with faasm_host.FaasmHost(engine, module, spec, faasm_host.Limits(**limits), tmp_path, logged.append) as host:
+        main = host.run_main(data)
+    return main, host.calls(), logged
+
+
+def test_host_fan_out_sums_outputs(guest: tuple, tmp_path: Path) -> None:
+    main, calls, logged = run_guest(guest, tmp_path, b"f20", max_concurrency=2)
+    assert (main.code, main.output, main.failure) == (0, str(sum(range(20))).encode(), None)
+    assert [c.call_id for c in calls] == list(range(21)) and all(c.code == 0 for c in calls)
+    assert sum("finished: exit 0" in line for line in logged) == 20
+
+
+def test_host_failing_chained_call_does_not_kill_caller(guest: tuple, tmp_path: Path) -> None:
+    main, calls, logged = run_guest(guest, tmp_path, b"x")
+    assert (main.code, main.output) == (0, b"3")
+    assert calls[1].stderr == b"entry 2 fails\n"
+    assert any("[call 1 stderr] entry 2 fails" in line and "call 1 (entry 2) finished: exit 3" in line
+               for line in logged)
+
+
+def test_host_time_limit_per_call(guest: tuple, tmp_path: Path) -> None:
+    started = time.monotonic()
+    main, calls, logged = run_guest(guest, tmp_path, b"s", timeout_s=0.5)
+    # the spinning chained call is stopped; its caller (not charged for waiting) goes on
+    assert (main.code, main.output, main.failure) == (0, b"124", None)
+    assert calls[1].failure == "timeout"
+    assert calls[1].message == "call 1 (entry 3) exceeded its time limit of 0.5 s"
+    assert any("error: call 1 (entry 3) exceeded its time limit of 0.5 s" in line for line in logged)
+    main, _, _ = run_guest(guest, tmp_path, b"S", timeout_s=0.5)
+    assert (main.code, main.failure) == (124, "timeout")
+    assert main.message == "call 0 (entry 0) exceeded its time limit of 0.5 s"
+    assert time.monotonic() - started < 10
+
+
+def test_host_memory_limit_below_initial_memory_is_clear(guest: tuple, tmp_path: Path) -> None:
+    main, _, _ = run_guest(guest, tmp_path, b"f1", memory_bytes=64 * 1024)
+    assert main.failure == "trap" and "memory limit 0.0625 MiB" in main.message
+
+
+def test_plain_runner_traps_clearly_without_faasm_host(guest: tuple, tmp_path: Path) -> None:
+    engine, module = guest
+    with pytest.raises(wasm.WasmTrap, match=r"no faasm host: faasm\.\w+ needs `python -m pipeline.invoke`"):
+        wasm.run_wasi(module, engine, wasm.WasiRun(argv=["guest"]))
+
+
+# ---------------------------------------------------------------- e2e (the built runtime)
+
+ROOT = REPO / "build" / "runtime_root" / "root"
+CODEGEN = REPO / "build" / "codegen"
+FUNCS = REPO / "func" / "python"
+
+
+@pytest.fixture(scope="module")
+def runtime() -> Path:
+    if not (ROOT / "bin" / "python.wasm").is_file() or not CODEGEN.is_dir():
+        pytest.skip("needs the built runtime: run `doit codegen` (build/runtime_root/root, build/codegen)")
+    if not list(ROOT.glob("lib/python3.*/site-packages/pyfaasm")):
+        pytest.skip("the built runtime has no pyfaasm: run `doit codegen` after adding packages:pyfaasm")
+    return ROOT
+
+
+def invoke_file(name: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.invoke", "run", "--file", str(FUNCS / name), "--root", str(ROOT),
+         "--codegen", str(CODEGEN), *args],
+        cwd=REPO, capture_output=True, text=True, check=False, timeout=600,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+
+
+@pytest.mark.e2e
+def test_seed_example_runs_both_chained_calls(runtime: Path) -> None:
+    ran = invoke_file("chain_seed.py")
+    assert ran.returncode == 0, ran.stderr
+    assert "call 1 (entry 1) finished: exit 0" in ran.stderr
+    assert "call 2 (entry 2) finished: exit 0" in ran.stderr
+
+
+@pytest.mark.e2e
+def test_fan_out_50(runtime: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    ran = invoke_file("fanout.py", "--input", "50", "--output", str(out))
+    assert ran.returncode == 0, ran.stderr
+    assert out.read_bytes() == b"1225"
+    assert "fan-out: 50 calls, sum of outputs 1225" in ran.stdout
+    assert ran.stderr.count("finished: exit 0") == 50
+
+
+@pytest.mark.e2e
+def test_raising_chained_call(runtime: Path) -> None:
+    ran = invoke_file("chain_raises.py")
+    assert ran.returncode == 0, ran.stderr
+    assert "chained call 1 returned exit code 1" in ran.stdout
+    assert "[call 1 stderr] Traceback (most recent call last):" in ran.stderr
+    assert "[call 1 stderr] ValueError: chained call failed on purpose" in ran.stderr
+    assert "call 1 (entry 1) finished: exit 1" in ran.stderr
+
+
+@pytest.mark.e2e
+def test_time_limit(runtime: Path) -> None:
+    ran = invoke_file("slow.py", "--timeout", "2")
+    assert ran.returncode == 0, ran.stderr
+    assert "error: call 1 (entry 1) exceeded its time limit of 2.0 s" in ran.stderr
+    assert "slow call 1 returned exit code 124" in ran.stdout
+    main = invoke_file("slow.py", "--timeout", "2", "--input", "main")
+    assert main.returncode == 124
+    assert "error: call 0 (entry 0) exceeded its time limit of 2.0 s" in main.stderr
+
+
+@pytest.mark.e2e
+def test_plain_scripts_still_run(runtime: Path) -> None:
+    ran = invoke_file("hello.py")
+    assert ran.returncode == 0, ran.stderr
+    assert "Hello from Python on WebAssembly!" in ran.stdout
