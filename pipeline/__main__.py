@@ -37,7 +37,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     from .engine import load_engine
 
     engine = load_engine(args.root)
-    print(f"ok: {len(engine.graph.order)} recipes, order: {' '.join(engine.graph.order)}")
+    if args.json:
+        graph = engine.graph
+        closure = {task: sorted(graph.closure(task)) for task in graph.order}
+        print(json.dumps({"order": list(graph.order), "deps": graph.deps, "closure": closure}, indent=1))
+    else:
+        print(f"ok: {len(engine.graph.order)} recipes, order: {' '.join(engine.graph.order)}")
     return 0
 
 
@@ -60,6 +65,31 @@ def cmd_prune(args: argparse.Namespace) -> int:
     paths = project_paths(args.root.resolve(), load_config(args.root.resolve()))
     removed, left = ArtifactCache(paths).prune(parse_size(args.max_size))
     print(f"removed {removed} entries; {left / (1 << 20):.1f} MiB left in {paths.artifacts}")
+    return 0
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    """Seed the remote cache with what this checkout has built (up-to-date tasks only)."""
+    from .engine import load_engine
+
+    engine = load_engine(args.root)
+    if engine.remote is None:
+        raise PipelineError("no remote cache: set remote-cache in pipeline.yaml or PIPELINE_REMOTE_CACHE")
+    tasks = args.tasks or list(engine.graph.order)
+    pushed = total = 0
+    for task in tasks:
+        if task not in engine.graph.nodes:
+            raise PipelineError(f"unknown task {task!r}")
+        key = engine.keys.key(task)
+        if not engine.status(task).up_to_date or not engine.cache.has(key):
+            print(f"skipped {task}: not built here (or not in the local cache)")
+            continue
+        result = engine.remote.push(key, engine.cache)
+        if result.warning:
+            raise PipelineError(f"{task}: {result.warning}")
+        pushed += 1
+        total += result.bytes
+    print(f"pushed {pushed} tasks, {total / 1e6:.1f} MB uploaded")
     return 0
 
 
@@ -101,6 +131,7 @@ def make_parser() -> argparse.ArgumentParser:
     schema.set_defaults(func=cmd_schema)
 
     check = sub.add_parser("check", help="validate config and every recipe, print the build order")
+    check.add_argument("--json", action="store_true", help="print the graph (order, deps, closures) as JSON")
     check.set_defaults(func=cmd_check)
 
     explain = sub.add_parser("explain", help="say why tasks would run, naming the key inputs that changed")
@@ -110,6 +141,10 @@ def make_parser() -> argparse.ArgumentParser:
     prune = sub.add_parser("prune", help="shrink the artifact cache to a size bound (least recently used first)")
     prune.add_argument("--max-size", required=True, help="e.g. 500M, 10G")
     prune.set_defaults(func=cmd_prune)
+
+    push = sub.add_parser("push", help="upload up-to-date tasks' outputs to the remote cache")
+    push.add_argument("tasks", nargs="*", help="tasks to push (default: all)")
+    push.set_defaults(func=cmd_push)
 
     provision = sub.add_parser("provision", help="install the pinned toolchain packages and deb-src entries (root)")
     provision.add_argument("--deb-src", action="store_true", help="only add deb-src entries")

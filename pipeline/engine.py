@@ -9,9 +9,9 @@ from __future__ import annotations
 import fcntl
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from .cache import ArtifactCache
 from .config import ProjectConfig, load_config, project_paths
@@ -71,7 +71,6 @@ class Engine:
     lock: BuildLock
     verify: bool = False
     remote: RemoteCache | None = None
-    _status: dict[str, Status] = field(default_factory=dict)
 
     def status(self, task: str) -> Status:
         """Up to date iff the recorded key matches and the output still holds."""
@@ -88,9 +87,6 @@ class Engine:
             return Status(False, f"output changed: {problem}")
         return Status(True, "up to date")
 
-    def describe(self, task: str) -> dict[str, Any]:
-        entry = self.graph.nodes[task]
-        return {"task": task, "recipe": entry.rel, "version": entry.recipe.version, "deps": list(self.graph.deps[task])}
 
 
 def load_engine(root: Path) -> Engine:

@@ -270,8 +270,8 @@ class FaasmHost:
         lines = [f"[call {call.call_id} {stream}] {line}"
                  for stream, data in (("stdout", call.stdout), ("stderr", call.stderr))
                  for line in data.decode(errors="replace").splitlines()]
-        status = f"error: {call.message}" if call.message else f"exit {call.code}"
-        lines.append(f"faasm: {call.label} finished: {status} ({call.seconds:.2f} s)")
+        status = f"error: {call.message}" if call.message else f"{call.label} finished: exit {call.code}"
+        lines.append(f"faasm: {status} ({call.seconds:.2f} s)")
         self.log("\n".join(lines))
 
     # -- one instance ------------------------------------------------------------

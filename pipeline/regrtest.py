@@ -1,6 +1,6 @@
 """Summarise a CPython regrtest JUnit XML report: passed/failed/skipped per test module.
 
-    python -m pipeline.regrtest junit.xml [--json summary.json] [--expected-failures FILE]
+    python -m pipeline.regrtest REPORT.xml... [--modules FILE] [--json summary.json] [--expected-failures FILE]
 
 Every failure is printed. Exit status 1 if any test failed that is not listed
 (fnmatch patterns over `classname.name`) in the expected-failures file.
@@ -17,24 +17,20 @@ from fnmatch import fnmatch
 from pathlib import Path
 
 
-def module_of(classname: str) -> str:
-    """`test.test_json.test_dump.TestDump` -> `test_json`."""
-    parts = classname.split(".")
-    return parts[1] if len(parts) > 1 and parts[0] == "test" else parts[0]
-
-
-def summarize(report: Path) -> tuple[dict[str, Counter[str]], list[str]]:
-    """Counts per module, and the ids of failed tests."""
+def summarize(reports: list[Path]) -> tuple[dict[str, Counter[str]], list[str]]:
+    """Counts per module (one report per test module, named after it), and failed test ids."""
     per_module: dict[str, Counter[str]] = {}
     failed: list[str] = []
-    for case in ET.parse(report).getroot().iter("testcase"):
-        classname = case.get("classname", "?")
-        counts = per_module.setdefault(module_of(classname), Counter())
+    cases = [(report.stem, case) for report in reports for case in ET.parse(report).getroot().iter("testcase")]
+    for module, case in cases:
+        # regrtest writes the full dotted id as `name`; other writers split it.
+        test_id = ".".join(part for part in (case.get("classname"), case.get("name", "?")) if part)
+        counts = per_module.setdefault(module, Counter())
         if case.find("skipped") is not None:
             counts["skipped"] += 1
         elif case.find("failure") is not None or case.find("error") is not None:
             counts["failed"] += 1
-            failed.append(f"{classname}.{case.get('name', '?')}")
+            failed.append(test_id)
         else:
             counts["passed"] += 1
     return per_module, failed
@@ -50,11 +46,16 @@ def read_patterns(path: Path | None) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline.regrtest", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("report", type=Path)
+    parser.add_argument("reports", type=Path, nargs="+", help="JUnit XML files (one per test module)")
+    parser.add_argument("--modules", type=Path, help="the modules that were run; one without a report crashed")
     parser.add_argument("--json", type=Path, help="also write the summary here")
     parser.add_argument("--expected-failures", type=Path, help="fnmatch patterns of known failures, one a line")
     args = parser.parse_args(argv)
-    per_module, failed = summarize(args.report)
+    per_module, failed = summarize([r for r in args.reports if r.exists()])
+    for module in read_patterns(args.modules):
+        if module not in per_module:  # no report: the interpreter died (trap, exit) mid-module
+            per_module[module] = Counter(failed=1)
+            failed.append(f"{module} (crashed: no report)")
     expected = read_patterns(args.expected_failures)
     total: Counter[str] = Counter()
     print(f"{'module':<24} {'passed':>7} {'failed':>7} {'skipped':>8}")

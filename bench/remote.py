@@ -1,0 +1,80 @@
+"""A second "machine" sharing only the remote cache (prints figures; not a test).
+
+Seeds a file:// remote from this checkout's built outputs (`python -m pipeline push`),
+then a fresh copy of the checkout with an EMPTY local cache runs `doit codegen`
+against that remote. Prints its time as a fraction of the cold build (the build
+times recorded when this checkout built each task) and the bytes transferred.
+
+    python bench/remote.py [--remote file:///some/dir]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+TARGET = "codegen"
+
+
+def run(argv: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        sys.exit(f"{' '.join(argv)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}")
+    return proc
+
+
+def cold_seconds(root: Path, tasks: set[str]) -> tuple[float, list[str]]:
+    """Build time recorded for each task when it was last built here."""
+    total, not_built = 0.0, []
+    for state_file in (root / "build/.state").rglob("*.json"):
+        state = json.loads(state_file.read_text())
+        if state.get("task") not in tasks:
+            continue
+        if state.get("outcome") == "built":
+            total += state["seconds"]
+        else:
+            not_built.append(state["task"])
+    return total, not_built
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--remote", help="remote cache URL (default: a temp file:// dir)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-remote-") as tmp:
+        remote = args.remote or (Path(tmp) / "remote").as_uri()
+        env = dict(os.environ, PIPELINE_REMOTE_CACHE=remote, PYTHONPATH=str(REPO))
+        env.pop("PIPELINE_REMOTE_READONLY", None)
+        run([sys.executable, "-m", "doit", TARGET], REPO, env)
+        tasks = set(json.loads(run([sys.executable, "-m", "pipeline", "check", "--json"], REPO, env).stdout)
+                    ["closure"][TARGET])
+        pushed = run([sys.executable, "-m", "pipeline", "push", *sorted(tasks)], REPO, env).stdout.strip()
+        print(f"seeded {remote}: {pushed.splitlines()[-1]}")
+
+        second = Path(tmp) / "second-machine"
+        shutil.copytree(REPO, second, ignore=shutil.ignore_patterns("build", ".venv", "__pycache__"))
+        env2 = dict(env, PIPELINE_CACHE_DIR=str(Path(tmp) / "empty-local-cache"))
+        start = time.perf_counter()
+        proc = run([sys.executable, "-m", "doit", TARGET], second, env2)
+        seconds = time.perf_counter() - start
+        fetched = sum(int(n) for log in (second / "build/logs").rglob("*.log")
+                      for n in re.findall(r"remote fetch: (\d+) bytes", log.read_text()))
+        cold, missing = cold_seconds(REPO, tasks)
+        print(f"second machine `doit {TARGET}`: {seconds:.1f} s  [{proc.stdout.strip().splitlines()[-1]}]")
+        print(f"  downloaded {fetched / 1e6:.1f} MB")
+        if missing:
+            print(f"  (cold time lacks tasks this checkout restored rather than built: {', '.join(sorted(missing))})")
+        print(f"cold build of the same tasks here: {cold:.0f} s -> fraction {seconds / cold:.1%} (target <= 10%)")
+
+
+if __name__ == "__main__":
+    main()
