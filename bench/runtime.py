@@ -11,9 +11,11 @@
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -64,10 +66,19 @@ def main() -> None:
     revert, proc = timed([sys.executable, "-m", "doit", "runtime_root"])
     print(f"`doit runtime_root` after reverting it: {revert:.1f} s  [{last_line(proc)}]")
 
-    stdlib_only = (BUILD / "build_cpython/python.wasm").stat().st_size
+    # The same link as recipes/link.yaml, with no packages: the stdlib-only interpreter.
+    toolchain = json.loads((BUILD / "toolchain/toolchain.json").read_text())
+    with tempfile.TemporaryDirectory() as tmp:
+        bare = Path(tmp) / "python.wasm"
+        subprocess.run([sys.executable, "-m", "pipeline.link", "--cpython", str(BUILD / "build_cpython"),
+                        "--cc", toolchain["cc"], "--nm", toolchain["nm"], "--work", str(Path(tmp) / "w"),
+                        "--ldflag=-Wl,--strip-debug", "-o", str(bare)], cwd=REPO, check=True, capture_output=True)
+        stdlib_only = bare.stat().st_size
     with_packages = (BUILD / "link/python.wasm").stat().st_size
+    unstripped = (BUILD / "build_cpython/python.wasm").stat().st_size
     print(f"python.wasm: stdlib-only {stdlib_only / 1e6:.2f} MB, with the default package set "
-          f"{with_packages / 1e6:.2f} MB (+{(with_packages - stdlib_only) / 1e3:.0f} kB)")
+          f"{with_packages / 1e6:.2f} MB (+{(with_packages - stdlib_only) / 1e3:.0f} kB); "
+          f"build_cpython's own, with DWARF: {unstripped / 1e6:.2f} MB")
 
 
 if __name__ == "__main__":

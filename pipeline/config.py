@@ -27,6 +27,7 @@ class ProjectConfig(Spec):
     toolchain_recipe: str | None = "toolchain"  # whose compilers are fingerprinted
     sysroot_recipe: str | None = "malloc"  # its output holds the final sysroot
     cpython_recipe: str = "build_cpython"  # every python-package recipe builds against it
+    build_python_recipe: str = "build_python"  # ...with this native CPython of the same version
     llvm_version: str = "19"
     versions: dict[str, str] = {}  # pinned versions, for templates
     toolchain_packages: list[str] = []  # apt pins, `name=version`

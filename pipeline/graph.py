@@ -49,8 +49,9 @@ def direct_deps(nodes: dict[str, RecipeFile], entry: RecipeFile, config: Project
     for field, names in named:
         for index, name in enumerate(names):
             found.append(resolve_name(nodes, entry, f"{field}[{index}]", name))
-    if entry.builder == "python-package" and config.cpython_recipe != entry.task:
-        found.append(resolve_name(nodes, entry, "build.builder", config.cpython_recipe))
+    if entry.builder == "python-package":
+        for implicit in (config.cpython_recipe, config.build_python_recipe):
+            found.append(resolve_name(nodes, entry, "build.builder", implicit))
     if entry.task in found:
         raise RecipeError(entry.rel, "depends", f"{entry.task!r} depends on itself")
     return tuple(dict.fromkeys(found))

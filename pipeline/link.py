@@ -93,6 +93,15 @@ def run(argv: list[str], what: str) -> None:
         raise PipelineError(f"{what} failed ({proc.returncode}): {' '.join(argv[:6])} ...\n{proc.stderr[-3000:]}")
 
 
+def kit_path(kit: Path, arg: str) -> str:
+    """Archives and -L dirs in link.json are relative to the kit."""
+    if arg.startswith("-L") and not arg.startswith("-L/"):
+        return f"-L{kit / arg[2:]}"
+    if arg.endswith(".a") and not arg.startswith("/"):
+        return str(kit / arg)
+    return arg
+
+
 def link_python(
     cpython: Path, packages: list[Path], cc: str, output: Path, work: Path, nm: str, extra_ldflags: tuple[str, ...] = ()
 ) -> list[Extension]:
@@ -109,7 +118,7 @@ def link_python(
     run([*compiler, "-DPy_BUILD_CORE", *includes, "-c", str(config_c), "-o", str(config_o)], "compile config.c")
     cxx = LIBCXX if any(e.cxx for e in extensions) else []
     objects = [str(kit / obj) for obj in spec["objects"]]
-    libs = [str(kit / lib) if lib.endswith(".a") and not lib.startswith("/") else lib for lib in spec["libs"]]
+    libs = [kit_path(kit, lib) for lib in spec["libs"]]
     output.parent.mkdir(parents=True, exist_ok=True)
     argv = [*compiler, *spec["ldflags"], *extra_ldflags, "-o", str(output), *objects, str(config_o),
             *(str(e.archive) for e in extensions), str(kit / spec["archive"]), *libs, *cxx]

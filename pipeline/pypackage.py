@@ -33,6 +33,11 @@ def load_context() -> dict[str, Any]:
     return json.loads(Path(os.environ["RECIPE_JSON"]).read_text())
 
 
+def build_python_dir(ctx: dict[str, Any]) -> Path:
+    """The native CPython of the same version: its pip builds the wheels."""
+    return Path(ctx["build_python"])
+
+
 def build_info(ctx: dict[str, Any]) -> dict[str, Any]:
     return json.loads((Path(ctx["cpython"]) / "build-info.json").read_text())
 
@@ -69,7 +74,8 @@ def cross_env(ctx: dict[str, Any], info: dict[str, Any], work: Path, log: Path) 
             "CROSS_CFLAGS": f"-O2 -DNDEBUG -I{include} {build.get('cflags', '')}",
             "CROSS_CXXFLAGS": f"-O2 -DNDEBUG -I{include} {build.get('cxxflags', '')}",
             "CROSS_AR": tc["ar"], "CROSS_NM": tc["nm"], "CROSS_LOG": str(log),
-            "CROSS_DROP_INCLUDES": info.get("host_include", ""),
+            # The build-python's own headers: x86_64 pyconfig.h must never reach a wasm compile.
+            "CROSS_DROP_INCLUDES": str(build_python_dir(ctx) / "include" / Path(info["include"]).name),
         }
     )
     return env
@@ -77,8 +83,9 @@ def cross_env(ctx: dict[str, Any], info: dict[str, Any], work: Path, log: Path) 
 
 def build_wheel(src: Path, work: Path, ctx: dict[str, Any], info: dict[str, Any], log: Path) -> Path:
     dist = work / "dist"
-    argv = [info["build_python"], "-m", "pip", "wheel", "--no-deps", "--disable-pip-version-check",
-            "--no-cache-dir", "-w", str(dist), "."]
+    interpreter = build_python_dir(ctx) / "bin" / info["interpreter"]
+    argv = [str(interpreter), "-m", "pip", "wheel", "--no-deps", "--disable-pip-version-check",
+            "-w", str(dist), "."]
     backend_flags = ctx["recipe"]["build"].get("backend-flags", "")
     if backend_flags:
         argv[5:5] = [f"--config-settings={flag}" for flag in shlex.split(backend_flags)]

@@ -72,6 +72,7 @@ def write_recipe_json(engine: Engine, task: str, work: Path) -> Path:
         "recipe": engine.rendered[task].model_dump(mode="json", by_alias=True),
         "deps": {dep: str(paths.output_dir(dep)) for dep in engine.graph.deps[task]},
         "cpython": str(paths.output_dir(config.cpython_recipe)),
+        "build_python": str(paths.output_dir(config.build_python_recipe)),
         "tc": describe_toolchain(config, sysroot_path(paths, config)),
         "source_sha256": (engine.keys.inputs(task)["source"] if engine.rendered[task].source else None),
     }

@@ -81,6 +81,23 @@ def project(tmp_path: Path) -> Project:
 CLANG_19 = shutil.which("clang-19")
 
 
+# A freestanding WASI program that prints MESSAGE (a -D define) and exits 0.
+PRINT_MESSAGE = r"""
+typedef struct { const char *buf; unsigned long len; } ciovec;
+__attribute__((import_module("wasi_snapshot_preview1"), import_name("fd_write")))
+int fd_write(int fd, const ciovec *iovs, unsigned long n, unsigned long *written);
+__attribute__((import_module("wasi_snapshot_preview1"), import_name("proc_exit")))
+_Noreturn void proc_exit(int code);
+void _start(void) {
+  static const char msg[] = MESSAGE;
+  ciovec iov = { msg, sizeof msg - 1 };
+  unsigned long n;
+  fd_write(1, &iov, 1, &n);
+  proc_exit(0);
+}
+"""
+
+
 def build_freestanding_wasm(source: str, out: Path, *defines: str) -> Path:
     """Compile a freestanding wasm32-wasi C program (no libc; it must define _start).
 

@@ -13,31 +13,17 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import REPO, build_freestanding_wasm
+from conftest import PRINT_MESSAGE, REPO, build_freestanding_wasm
 
 from pipeline import bundle
 
-HELLO = r"""
-typedef struct { const char *buf; unsigned long len; } ciovec;
-__attribute__((import_module("wasi_snapshot_preview1"), import_name("fd_write")))
-int fd_write(int fd, const ciovec *iovs, unsigned long n, unsigned long *written);
-__attribute__((import_module("wasi_snapshot_preview1"), import_name("proc_exit")))
-_Noreturn void proc_exit(int code);
-void _start(void) {
-  static const char msg[] = "hello\n";
-  ciovec iov = { msg, sizeof msg - 1 };
-  unsigned long n;
-  fd_write(1, &iov, 1, &n);
-  proc_exit(0);
-}
-"""
 EPOCH = 1_700_000_000
 SHA = "ab" * 32
 
 
 @pytest.fixture(scope="module")
 def hello_wasm(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_freestanding_wasm(HELLO, tmp_path_factory.mktemp("wasm") / "hello.wasm")
+    return build_freestanding_wasm(PRINT_MESSAGE, tmp_path_factory.mktemp("wasm") / "hello.wasm", 'MESSAGE="hello\\n"')
 
 
 def write(path: Path, text: str, mode: int = 0o644) -> Path:

@@ -9,33 +9,18 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, build_freestanding_wasm
+from conftest import PRINT_MESSAGE, REPO, build_freestanding_wasm
 
 from pipeline import codegen, wasm
-
-SOURCE = r"""
-typedef struct { const char *buf; unsigned long len; } ciovec;
-__attribute__((import_module("wasi_snapshot_preview1"), import_name("fd_write")))
-int fd_write(int fd, const ciovec *iovs, unsigned long n, unsigned long *written);
-__attribute__((import_module("wasi_snapshot_preview1"), import_name("proc_exit")))
-_Noreturn void proc_exit(int code);
-void _start(void) {
-  static const char msg[] = MESSAGE;
-  ciovec iov = { msg, sizeof msg - 1 };
-  unsigned long n;
-  fd_write(1, &iov, 1, &n);
-  proc_exit(0);
-}
-"""
 
 
 @pytest.fixture(scope="module")
 def progs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("wasm")
     return {
-        "v1": build_freestanding_wasm(SOURCE, d / "v1.wasm", 'MESSAGE="one\\n"'),
-        "v2": build_freestanding_wasm(SOURCE, d / "v2.wasm", 'MESSAGE="two\\n"'),
-        "tool": build_freestanding_wasm(SOURCE, d / "tool.wasm", 'MESSAGE="tool\\n"'),
+        "v1": build_freestanding_wasm(PRINT_MESSAGE, d / "v1.wasm", 'MESSAGE="one\\n"'),
+        "v2": build_freestanding_wasm(PRINT_MESSAGE, d / "v2.wasm", 'MESSAGE="two\\n"'),
+        "tool": build_freestanding_wasm(PRINT_MESSAGE, d / "tool.wasm", 'MESSAGE="tool\\n"'),
     }
 
 
