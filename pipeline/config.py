@@ -68,6 +68,14 @@ def first_error(file: Path | str, exc: ValidationError) -> RecipeError:
     return RecipeError(file, field, message.removeprefix("Value error, "))
 
 
+REMOTE_ENV = "PIPELINE_REMOTE_CACHE"
+
+
+def remote_url(configured: str | None) -> str | None:
+    """The remote cache: $PIPELINE_REMOTE_CACHE wins over pipeline.yaml's remote-cache."""
+    return os.environ.get(REMOTE_ENV) or configured
+
+
 def load_config(root: Path) -> ProjectConfig:
     file = root / "pipeline.yaml"
     data = read_yaml(file) if file.exists() else {}

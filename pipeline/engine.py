@@ -11,19 +11,21 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from .cache import ArtifactCache
-from .config import ProjectConfig, load_config, project_paths
+from .config import ProjectConfig, load_config, project_paths, remote_url
 from .graph import Graph, build_graph
 from .hashing import StatCache
 from .keys import KeyComputer
 from .loader import load_recipes
 from .paths import Paths
-from .remote import RemoteCache, remote_from
-from .render import render_recipe
+from .render import host_facts, render_recipe
 from .spec import Recipe
 from .state import manifest_problem, read_state
+
+if TYPE_CHECKING:
+    from .remote import RemoteCache
 
 VERIFY_ENV = "PIPELINE_VERIFY"
 
@@ -89,6 +91,15 @@ class Engine:
 
 
 
+def open_remote(config: ProjectConfig) -> RemoteCache | None:
+    """Only a configured remote pays for importing the network code (no-op runs stay fast)."""
+    if not remote_url(config.remote_cache):
+        return None
+    from .remote import remote_from
+
+    return remote_from(config.remote_cache, config.remote_readonly)
+
+
 def load_engine(root: Path) -> Engine:
     """Validate and render everything up front: bad input fails before any write."""
     root = root.resolve()
@@ -96,7 +107,8 @@ def load_engine(root: Path) -> Engine:
     paths = project_paths(root, config)
     nodes = load_recipes(paths)
     graph = build_graph(nodes, config)
-    rendered = {task: render_recipe(paths, config, graph, task) for task in graph.order}
+    host = host_facts()
+    rendered = {task: render_recipe(paths, config, graph, task, host) for task in graph.order}
     keys = KeyComputer(paths, config, graph, rendered.__getitem__, StatCache(paths.stat_db))
     return Engine(
         paths=paths,
@@ -107,5 +119,5 @@ def load_engine(root: Path) -> Engine:
         cache=ArtifactCache(paths),
         lock=BuildLock(paths.lock_file),
         verify=os.environ.get(VERIFY_ENV, "") not in ("", "0"),
-        remote=remote_from(config.remote_cache, config.remote_readonly),
+        remote=open_remote(config),
     )

@@ -14,20 +14,11 @@ class Graph:
     nodes: dict[str, RecipeFile]
     deps: dict[str, tuple[str, ...]]  # task -> direct dependencies
     order: tuple[str, ...]  # dependencies before dependents
+    closures: dict[str, frozenset[str]]  # task -> itself and everything it depends on
 
-    def closure(self, task: str) -> set[str]:
+    def closure(self, task: str) -> frozenset[str]:
         """`task` and everything it depends on, transitively."""
-        seen: set[str] = set()
-        stack = [task]
-        while stack:
-            current = stack.pop()
-            if current not in seen:
-                seen.add(current)
-                stack.extend(self.deps[current])
-        return seen
-
-    def dependents(self, task: str) -> set[str]:
-        return {name for name in self.order if task in self.closure(name)}
+        return self.closures[task]
 
 
 def resolve_name(nodes: dict[str, RecipeFile], entry: RecipeFile, field: str, name: str) -> str:
@@ -106,4 +97,8 @@ def build_graph(nodes: dict[str, RecipeFile], config: ProjectConfig) -> Graph:
     if cycle:
         entry = nodes[cycle[0]]
         raise RecipeError(entry.rel, "depends", "dependency cycle: " + " -> ".join(cycle))
-    return Graph(nodes=nodes, deps=deps, order=topological_order(deps))
+    order = topological_order(deps)
+    closures: dict[str, frozenset[str]] = {}
+    for task in order:  # dependencies first, so each closure is a union of finished ones
+        closures[task] = frozenset({task}.union(*(closures[dep] for dep in deps[task])))
+    return Graph(nodes=nodes, deps=deps, order=order, closures=closures)

@@ -27,10 +27,10 @@ from typing import Any, Protocol
 from urllib.parse import urlparse
 
 from .cache import ArtifactCache
+from .config import remote_url
 from .errors import PipelineError
 from .state import Manifest, read_json, write_json_atomic
 
-REMOTE_ENV = "PIPELINE_REMOTE_CACHE"
 READONLY_ENV = "PIPELINE_REMOTE_READONLY"
 SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -275,7 +275,7 @@ class RemoteCache:
 
 def remote_from(configured: str | None, readonly: bool) -> RemoteCache | None:
     """The remote named by $PIPELINE_REMOTE_CACHE (wins) or pipeline.yaml's remote-cache, or None."""
-    url = os.environ.get(REMOTE_ENV) or configured
+    url = remote_url(configured)
     if not url:
         return None
     readonly = readonly or os.environ.get(READONLY_ENV, "") not in ("", "0")

@@ -32,7 +32,19 @@ def sysroot_path(paths: Paths, config: ProjectConfig) -> str:
     return str(paths.output_dir(config.sysroot_recipe) / "sysroot")
 
 
-def template_context(paths: Paths, config: ProjectConfig, graph: Graph, task: str) -> dict[str, Any]:
+def host_facts() -> dict[str, str]:
+    """Facts about this machine that templates may use; computed once per load."""
+    return {
+        "python": sys.executable,
+        "run_wasm": f"{sys.executable} -m pipeline.wasm run",
+        # The runtime that runs and AOT-compiles wasm: its version keys machine code.
+        "wasmtime_version": importlib.metadata.version("wasmtime"),
+    }
+
+
+def template_context(
+    paths: Paths, config: ProjectConfig, graph: Graph, task: str, host: dict[str, str]
+) -> dict[str, Any]:
     entry = graph.nodes[task]
     deps = {
         graph.nodes[dep].recipe.name: {"out": str(paths.output_dir(dep)), "version": graph.nodes[dep].recipe.version}
@@ -58,10 +70,7 @@ def template_context(paths: Paths, config: ProjectConfig, graph: Graph, task: st
         "out": str(paths.output_dir(task)),
         "root": str(paths.root),
         "recipe_dir": str(entry.folder),
-        "python": sys.executable,
-        "run_wasm": f"{sys.executable} -m pipeline.wasm run",
-        # The runtime that runs and AOT-compiles wasm: its version keys machine code.
-        "wasmtime_version": importlib.metadata.version("wasmtime"),
+        **host,
     }
 
 
@@ -84,11 +93,13 @@ def render_value(env: SandboxedEnvironment, value: Any, context: dict[str, Any],
     return value
 
 
-def render_recipe(paths: Paths, config: ProjectConfig, graph: Graph, task: str) -> Recipe:
+def render_recipe(paths: Paths, config: ProjectConfig, graph: Graph, task: str, host: dict[str, str]) -> Recipe:
     entry: RecipeFile = graph.nodes[task]
-    context = template_context(paths, config, graph, task)
+    context = template_context(paths, config, graph, task, host)
     raw = entry.recipe.model_dump(by_alias=True, exclude_defaults=True)
     rendered = render_value(make_environment(), raw, context, entry.rel, "")
+    if rendered == raw:  # nothing templated: the validated model stands as it is
+        return entry.recipe
     try:
         return Recipe.model_validate(rendered)
     except ValidationError as exc:

@@ -19,7 +19,6 @@ from .engine import Engine, load_engine
 from .errors import PipelineError
 from .loader import PACKAGE_GROUP
 from .reporter import PipelineReporter
-from .runner import run_task
 
 
 def uptodate(engine: Engine, task: str) -> bool:
@@ -27,6 +26,8 @@ def uptodate(engine: Engine, task: str) -> bool:
 
 
 def act(engine: Engine, task: str) -> dict[str, str] | TaskFailed:
+    from .runner import run_task  # the build machinery loads only when something runs
+
     try:
         return run_task(engine, task)
     except PipelineError as exc:
