@@ -355,9 +355,10 @@ def _tar_info(rel: str, path: Path, epoch: int) -> tarfile.TarInfo:
 
 def write_tarball(root: Path, dest: Path, epoch: int) -> None:
     """A reproducible .tar.gz of root's contents (entry names relative to root)."""
+    # compresslevel 6, not 9: a third of the time for a 5 % larger file.
     with (
         atomic_output(dest) as handle,
-        gzip.GzipFile(fileobj=handle, mode="wb", mtime=0, filename="") as gz,
+        gzip.GzipFile(fileobj=handle, mode="wb", mtime=0, filename="", compresslevel=6) as gz,
         tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
     ):
         for rel, path in _tree_entries(root):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,8 +69,13 @@ class StatCache:
                 self._rows = {}
 
     def digest(self, path: Path | str, st: os.stat_result | None = None) -> str:
-        key = str(path)
-        st = st or os.stat(key)
+        return self.remember(str(path), lambda: sha256_file(Path(path)), st)
+
+    def remember(self, path: str, compute: Callable[[], str], st: os.stat_result | None = None,
+                 kind: str = "") -> str:
+        """A fact about a file (its sha256, a tool's --version), recomputed only when it changes."""
+        key = kind + path
+        st = st or os.stat(path)
         row = self._rows.get(key)
         if (
             row is not None
@@ -80,10 +85,10 @@ class StatCache:
             and row[3] == st.st_ino
         ):
             return row[4]
-        digest = sha256_file(Path(key))
-        self._rows[key] = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, digest]
+        value = compute()
+        self._rows[key] = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, value]
         self._dirty = True
-        return digest
+        return value
 
     def tree_digests(self, top: Path) -> dict[str, str]:
         """Relative path -> sha256 for a file or a whole directory."""

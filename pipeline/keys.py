@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -19,16 +20,27 @@ from .paths import Paths
 from .spec import Recipe
 
 
-def probe_toolchain(tools: list[str]) -> dict[str, str]:
-    """Version strings of the compilers: they enter every downstream key."""
+def tool_version(exe: str) -> str:
+    proc = subprocess.run([exe, "--version"], capture_output=True, text=True, check=False)
+    return " | ".join(line.strip() for line in proc.stdout.splitlines()[:2])
+
+
+def probe_toolchain(tools: list[str], stat_cache: StatCache) -> dict[str, str]:
+    """Version strings of the compilers: they enter every downstream key.
+
+    Asked once per changed binary (the stat cache keys them by the binary's inode,
+    size and times), not once per run.
+    """
     found: dict[str, str] = {}
     for tool in tools:
         exe = shutil.which(tool)
         if exe is None:
             found[tool] = "missing"
             continue
-        proc = subprocess.run([exe, "--version"], capture_output=True, text=True, check=False)
-        found[tool] = " | ".join(line.strip() for line in proc.stdout.splitlines()[:2])
+        # Run it by its own name (multi-call binaries such as lld dispatch on it); key the
+        # memo by the file behind the link, whose stat changes when the package does.
+        real = os.path.realpath(exe)
+        found[tool] = stat_cache.remember(real, lambda exe=exe: tool_version(exe), kind=f"version:{exe}:")
     return found
 
 
@@ -63,7 +75,7 @@ class KeyComputer:
     def fingerprint(self) -> dict[str, str]:
         if self._fingerprint is None:
             tools = describe_toolchain(self.config, "")["fingerprint_tools"].split()
-            self._fingerprint = probe_toolchain(tools)
+            self._fingerprint = probe_toolchain(tools, self.stat_cache)
         return self._fingerprint
 
     def file_digests(self, task: str, items: list[str]) -> dict[str, dict[str, str]]:

@@ -106,3 +106,22 @@ def test_stat_cache_reads_an_unchanged_file_once(tmp_path: Path, monkeypatch: py
     target.write_text("two")
     assert StatCache(db).digest(target) != digest
     assert len(reads) == 2
+
+
+def test_toolchain_probe_runs_a_tool_once_until_it_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.keys import probe_toolchain
+
+    calls = tmp_path / "calls"
+    tool = tmp_path / "bin" / "fake-cc"
+    tool.parent.mkdir()
+    tool.write_text(f"#!/bin/sh\necho x >> {calls}\necho 'fake cc 1.0'\n")
+    tool.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tool.parent}:/usr/bin:/bin")
+    db = tmp_path / "stat.json"
+    first = StatCache(db)
+    assert probe_toolchain(["fake-cc", "no-such-tool"], first) == {"fake-cc": "fake cc 1.0", "no-such-tool": "missing"}
+    first.flush()
+    assert probe_toolchain(["fake-cc"], StatCache(db))["fake-cc"] == "fake cc 1.0"
+    assert calls.read_text().count("x") == 1, "an unchanged compiler is asked once"
+    tool.write_text(f"#!/bin/sh\necho x >> {calls}\necho 'fake cc 2.0'\n")
+    assert probe_toolchain(["fake-cc"], StatCache(db))["fake-cc"] == "fake cc 2.0"
