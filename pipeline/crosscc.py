@@ -61,7 +61,12 @@ def run(argv: list[str]) -> int:
     return subprocess.run(argv, check=False).returncode
 
 
+CXX_SOURCES = (".cpp", ".cc", ".cxx", ".C", ".c++")
+
+
 def compile_step(lang: str, args: list[str]) -> int:
+    if any(arg.endswith(CXX_SOURCES) for arg in args):
+        lang = "c++"  # some backends compile C++ sources with CC: give them libc++ anyway
     host_include = {f"-I{p}" for p in os.environ.get("CROSS_DROP_INCLUDES", "").split(os.pathsep) if p}
     argv = compiler(lang) + [a for a in args if keep(a, host_include)]
     if "-c" in args and "-o" in args:
@@ -123,8 +128,9 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m pipeline.crosscc cc|c++|ldshared ARGS...", file=sys.stderr)
         return 2
     mode, rest = args[0], args[1:]
-    # setuptools passes LDSHARED's own words first; drop a compiler name if present.
-    return link_step(rest) if mode == "ldshared" else compile_step(mode, rest)
+    # Some backends link C++ extensions with CXX itself: a compiler asked for a .so links too.
+    links = mode == "ldshared" or ("-c" not in rest and "-o" in rest and SO_SUFFIX.search(rest[rest.index("-o") + 1]))
+    return link_step(rest) if links else compile_step(mode, rest)
 
 
 if __name__ == "__main__":

@@ -70,7 +70,8 @@ def cross_env(ctx: dict[str, Any], info: dict[str, Any], work: Path, log: Path) 
             "AR": tc["ar"], "RANLIB": tc["ranlib"],
             "CFLAGS": "", "CXXFLAGS": "", "LDFLAGS": "", "CPPFLAGS": "",
             "CROSS_CC": tc["cc"],
-            "CROSS_CXX": f"{tc['cxx']} -fno-exceptions -nostdinc++ -isystem {LIBCXX_INCLUDE}",
+            # CPython's WASI pthread stubs header says `restrict`, which C++ spells `__restrict`.
+            "CROSS_CXX": f"{tc['cxx']} -fno-exceptions -nostdinc++ -isystem {LIBCXX_INCLUDE} -Drestrict=__restrict",
             "CROSS_CFLAGS": f"-O2 -DNDEBUG -I{include} {build.get('cflags', '')}",
             "CROSS_CXXFLAGS": f"-O2 -DNDEBUG -I{include} {build.get('cxxflags', '')}",
             "CROSS_AR": tc["ar"], "CROSS_NM": tc["nm"], "CROSS_LOG": str(log),

@@ -133,3 +133,25 @@ def test_switching_malloc_rebuilds_malloc_and_downstream_only(chain: subprocess.
     for downstream in ("malloc", "zlib", "bzip2", "xz", "sqlite3", "build_cpython"):
         assert "would build" in verdicts[downstream] or "would restore" in verdicts[downstream]
     assert "recipe.build.script" in proc.stdout  # malloc's own rendered steps changed
+
+
+def test_cpp_extension_builds_links_and_runs(chain: subprocess.CompletedProcess[str], tmp_path: Path) -> None:
+    """The C++ path: clang++ for wasm32, libc++/libc++abi, a built-in module that works."""
+    proc = doit("packages:cxxdemo")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    extensions = json.loads((BUILD / "packages/cxxdemo/extensions.json").read_text())
+    assert extensions == [{"module": "cxxdemo._words", "init": "PyInit_cxxdemo___words",
+                           "archive": "static/cxxdemo._words.a", "cxx": True}]
+    toolchain = json.loads((BUILD / "toolchain/toolchain.json").read_text())
+    wasm = tmp_path / "python.wasm"
+    subprocess.run([sys.executable, "-m", "pipeline.link", "--cpython", str(BUILD / "build_cpython"),
+                    "--package", str(BUILD / "packages/cxxdemo"), "--cc", toolchain["cc"], "--nm", toolchain["nm"],
+                    "--work", str(tmp_path / "link"), "-o", str(wasm)], cwd=REPO, check=True, capture_output=True)
+    run = subprocess.run(
+        [sys.executable, "-m", "pipeline.wasm", "run", "--dir", f"{BUILD / 'build_cpython/runtime'}::/",
+         "--dir", f"{BUILD / 'packages/cxxdemo/site-packages'}::/pkg", "--env", "PYTHONPATH=/pkg", str(wasm),
+         "-c", "import sys, cxxdemo; print(cxxdemo.unique_sorted('pear fig apple fig'), "
+               "'cxxdemo._words' in sys.builtin_module_names)"],
+        cwd=REPO, capture_output=True, text=True, check=True,
+    )
+    assert run.stdout.strip() == "['apple', 'fig', 'pear'] True"
