@@ -26,7 +26,12 @@ class ArtifactCache:
     def has(self, key: str) -> bool:
         return (self.entry(key) / "manifest.json").is_file()
 
-    def store(self, key: str, tree: Path, manifest: Manifest) -> None:
+    def build_seconds(self, key: str) -> float | None:
+        """How long the build that made this entry took (for figures, not decisions)."""
+        meta = read_json(self.entry(key) / "meta.json")
+        return meta.get("build_seconds") if isinstance(meta, dict) else None
+
+    def store(self, key: str, tree: Path, manifest: Manifest, build_seconds: float | None = None) -> None:
         final = self.entry(key)
         if final.exists():
             return
@@ -35,6 +40,8 @@ class ArtifactCache:
         tmp.mkdir(parents=True)
         shutil.copytree(tree, tmp / "tree", symlinks=True)
         write_json_atomic(tmp / "manifest.json", manifest)
+        if build_seconds is not None:
+            write_json_atomic(tmp / "meta.json", {"build_seconds": round(build_seconds, 3)})
         try:
             os.rename(tmp, final)
         except OSError:  # another process stored the same key first

@@ -151,8 +151,10 @@ def record(
     engine: Engine, task: str, manifest: Manifest, outcome: str, seconds: float, test_seconds: float = 0.0
 ) -> None:
     key = engine.keys.key(task)
+    built = seconds if outcome == "built" else engine.cache.build_seconds(key)
     state = {"task": task, "key": key, "inputs": engine.keys.inputs(task), "manifest": manifest,
-             "outcome": outcome, "seconds": round(seconds, 3), "test_seconds": round(test_seconds, 3)}
+             "outcome": outcome, "seconds": round(seconds, 3), "test_seconds": round(test_seconds, 3),
+             "build_seconds": built}
     write_json_atomic(engine.paths.state_file(task), state)
 
 
@@ -253,7 +255,7 @@ def run_task(engine: Engine, task: str) -> dict[str, str]:
         return {"outcome": outcome, "note": "; ".join(notes)}
     manifest, test_seconds = build_and_install(engine, task, at)
     record(engine, task, manifest, "built", time.monotonic() - started, test_seconds)
-    engine.cache.store(key, at.final, manifest)
+    engine.cache.store(key, at.final, manifest, time.monotonic() - started)
     if engine.remote is not None:
         noted("push", engine.remote.push(key, engine.cache), at.log, notes)
     if os.environ.get(KEEP_WORK_ENV, "") in ("", "0"):
