@@ -87,6 +87,12 @@ def load_config(root: Path) -> ProjectConfig:
         raise first_error(file, exc) from None
 
 
+# Debian's libc++ for wasm32 (libc++-19-dev-wasm32, libc++abi-19-dev-wasm32): C++ extensions
+# compile against these headers and link these archives.
+LIBCXX_INCLUDE = "/usr/lib/llvm-19/include/wasm32-wasi/c++/v1"
+LIBCXX_LINK = ("-L/usr/lib/llvm-19/lib/wasm32-wasi", "-lc++", "-lc++abi")
+
+
 def describe_toolchain(config: ProjectConfig, sysroot: Path) -> dict[str, str]:
     """What recipes template from: compilers and tools for the target."""
     v = config.llvm_version

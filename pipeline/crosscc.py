@@ -22,7 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-DROP_FLAGS = {"-fPIC", "-fpic", "-pthread", "-shared", "-fno-semantic-interposition"}
+DROP_FLAGS = frozenset({"-fPIC", "-fpic", "-pthread", "-shared", "-fno-semantic-interposition"})
 HOST_PATH = re.compile(r"^-[IL](/usr/(local/)?(include|lib)|/usr/lib/x86_64-linux-gnu)")
 SO_SUFFIX = re.compile(r"(\.cpython-[^.]+|\.abi3)?\.so$")
 

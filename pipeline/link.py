@@ -20,11 +20,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from .config import LIBCXX_LINK
 from .errors import PipelineError
 
 MARKER_DECLS = "/* -- ADDMODULE MARKER 1 -- */"
 MARKER_ENTRIES = "/* -- ADDMODULE MARKER 2 -- */"
-LIBCXX = ["-L/usr/lib/llvm-19/lib/wasm32-wasi", "-lc++", "-lc++abi"]
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ def link_python(
     compiler = shlex.split(cc)
     config_o = work / "config.o"
     run([*compiler, "-DPy_BUILD_CORE", *includes, "-c", str(config_c), "-o", str(config_o)], "compile config.c")
-    cxx = LIBCXX if any(e.cxx for e in extensions) else []
+    cxx = LIBCXX_LINK if any(e.cxx for e in extensions) else ()
     objects = [str(kit / obj) for obj in spec["objects"]]
     libs = [kit_path(kit, lib) for lib in spec["libs"]]
     output.parent.mkdir(parents=True, exist_ok=True)

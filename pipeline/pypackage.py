@@ -22,11 +22,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .config import LIBCXX_INCLUDE
 from .crosscc import module_name
 from .errors import PipelineError
 
 ARCHIVE_MAGIC = b"!<arch>\n"
-LIBCXX_INCLUDE = "/usr/lib/llvm-19/include/wasm32-wasi/c++/v1"
 
 
 def load_context() -> dict[str, Any]:
