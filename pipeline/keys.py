@@ -9,15 +9,18 @@ import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from . import ENGINE_VERSION
-from .builders import builder_version
+from .builders import BUILDER_MODULES, builder_version
 from .config import ProjectConfig, describe_toolchain
 from .graph import Graph
 from .hashing import StatCache, canonical_json, sha256_text
 from .paths import Paths
 from .spec import Recipe
+
+PACKAGE_DIR = Path(__file__).resolve().parent
 
 
 def tool_version(exe: str) -> str:
@@ -97,7 +100,11 @@ class KeyComputer:
         uses_toolchain = toolchain is not None and toolchain in self.graph.closure(task) and toolchain != task
         found: dict[str, Any] = {
             "engine": ENGINE_VERSION,
-            "builder": {"name": entry.builder, "version": builder_version(entry.builder)},
+            "builder": {
+                "name": entry.builder,
+                "version": builder_version(entry.builder),
+                "code": {m: self.stat_cache.digest(PACKAGE_DIR / m) for m in BUILDER_MODULES.get(entry.builder, ())},
+            },
             "recipe": recipe.model_dump(mode="json", by_alias=True, exclude_defaults=True),
             "source": None,
             "patches": self.file_digests(task, source.patches) if source else {},
