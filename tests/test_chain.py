@@ -98,7 +98,9 @@ def sha256(path: Path) -> str:
 def test_runtime_root_tarball_is_reproducible_across_directories(chain: subprocess.CompletedProcess[str],
                                                                   tmp_path: Path) -> None:
     """Two clean assemblies of the same inputs in different directories: same bytes."""
-    packages = [p for p in sorted((BUILD / "packages").iterdir()) if (p / "site-packages").is_dir()]
+    graph = json.loads(subprocess.run([sys.executable, "-m", "pipeline", "check", "--json"], cwd=REPO,
+                                      capture_output=True, text=True, check=True).stdout)
+    packages = [BUILD / t.replace(":", "/") for t in graph["closure"]["runtime_root"] if t.startswith("packages:")]
     digests = []
     for name in ("one", "two"):
         out = tmp_path / name / "deep" / "dir"
