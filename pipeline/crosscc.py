@@ -94,12 +94,19 @@ def compiles_by_output() -> dict[str, dict]:
     return events
 
 
-def link_step(args: list[str]) -> int:
-    """Archive the objects instead of linking a shared library."""
-    output = os.path.abspath(args[args.index("-o") + 1])
+def link_step(args: list[str], linker: str = "ldshared") -> int:
+    """Archive the objects instead of linking a shared library.
+
+    Static libraries the build links in (meson's helper libraries) are merged
+    into the archive: the final link only ever sees one archive per module.
+    """
+    given = args[args.index("-o") + 1]
+    output = os.path.abspath(given)
     objects = [a for a in args if a.endswith((".o", ".obj")) and os.path.exists(a)]
+    static_libs = [a for a in args if a.endswith(".a") and os.path.exists(a)]
     libs = [a for a in args if a.startswith("-l")]
-    dotted = module_name(output)
+    # Relative to the build's working dir (setuptools: build/lib.*/pkg/..., meson: pkg/...).
+    dotted = module_name(given)
     short = "PyInit_" + dotted.rsplit(".", 1)[-1]
     compiles = compiles_by_output()
     for obj in objects:
@@ -115,8 +122,13 @@ def link_step(args: list[str]) -> int:
     os.makedirs(os.path.dirname(output), exist_ok=True)
     if os.path.exists(output):
         os.unlink(output)
-    code = run([os.environ.get("CROSS_AR", "llvm-ar"), "rcs", output, *objects])
-    uses_cxx = any(compiles.get(os.path.abspath(o), {}).get("lang") == "c++" for o in objects)
+    ar = os.environ.get("CROSS_AR", "llvm-ar")
+    code = run([ar, "rcs", output, *objects])
+    if not code and static_libs:
+        # `L`: add the members of each archive rather than the archive itself.
+        code = run([ar, "qL", output, *static_libs]) or run([ar, "s", output])
+    # Linked by the C++ driver (meson does so when any linked-in part is C++), or C++ objects.
+    uses_cxx = linker == "c++" or any(compiles.get(os.path.abspath(o), {}).get("lang") == "c++" for o in objects)
     log_event({"kind": "extension", "module": dotted, "init": init_symbol(dotted), "output": output,
                "libs": libs, "cxx": uses_cxx or "-lstdc++" in libs})
     return code
@@ -130,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     mode, rest = args[0], args[1:]
     # Some backends link C++ extensions with CXX itself: a compiler asked for a .so links too.
     links = mode == "ldshared" or ("-c" not in rest and "-o" in rest and SO_SUFFIX.search(rest[rest.index("-o") + 1]))
-    return link_step(rest) if links else compile_step(mode, rest)
+    return link_step(rest, mode) if links else compile_step(mode, rest)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,20 @@ from pathlib import Path
 from .config import LIBCXX_LINK
 from .errors import PipelineError
 
+# Debian's libc++abi for wasm32 is built without exceptions. C++ code compiled with
+# them on (numpy's pocketfft throws) calls these: a throw ends the program loudly.
+CXXABI_ABORT_C = r"""
+#include <stdio.h>
+#include <stdlib.h>
+void *__cxa_allocate_exception(size_t size) { return malloc(size); }
+void __cxa_free_exception(void *exception) { free(exception); }
+_Noreturn void __cxa_throw(void *exception, void *type, void (*destructor)(void *)) {
+    (void)exception; (void)type; (void)destructor;
+    fputs("fatal: a C++ exception was thrown; this wasm32 build has no exception support\n", stderr);
+    abort();
+}
+"""
+
 MARKER_DECLS = "/* -- ADDMODULE MARKER 1 -- */"
 MARKER_ENTRIES = "/* -- ADDMODULE MARKER 2 -- */"
 
@@ -34,6 +48,7 @@ class Extension:
     archive: Path
     package: str
     cxx: bool
+    ldflags: tuple[str, ...] = ()  # the package recipe's build.ldflags, e.g. -lc-printscan-long-double
 
 
 def read_extensions(package_dirs: list[Path]) -> list[Extension]:
@@ -44,7 +59,7 @@ def read_extensions(package_dirs: list[Path]) -> list[Extension]:
             continue
         for item in json.loads(listing.read_text()):
             found.append(Extension(item["module"], item["init"], folder / item["archive"], folder.name,
-                                   bool(item.get("cxx"))))
+                                   bool(item.get("cxx")), tuple(item.get("ldflags", ()))))
     seen: dict[str, Extension] = {}
     for ext in found:
         if ext.module in seen:
@@ -116,12 +131,18 @@ def link_python(
     compiler = shlex.split(cc)
     config_o = work / "config.o"
     run([*compiler, "-DPy_BUILD_CORE", *includes, "-c", str(config_c), "-o", str(config_o)], "compile config.c")
-    cxx = LIBCXX_LINK if any(e.cxx for e in extensions) else ()
+    cxx: tuple[str, ...] = ()
+    if any(e.cxx for e in extensions):
+        cxxabi_c, cxxabi_o = work / "cxxabi_abort.c", work / "cxxabi_abort.o"
+        cxxabi_c.write_text(CXXABI_ABORT_C)
+        run([*compiler, "-O2", "-c", str(cxxabi_c), "-o", str(cxxabi_o)], "compile cxxabi_abort.c")
+        cxx = (str(cxxabi_o), *LIBCXX_LINK)
+    package_flags = dict.fromkeys(flag for e in extensions for flag in e.ldflags)
     objects = [str(kit / obj) for obj in spec["objects"]]
     libs = [kit_path(kit, lib) for lib in spec["libs"]]
     output.parent.mkdir(parents=True, exist_ok=True)
     argv = [*compiler, *spec["ldflags"], *extra_ldflags, "-o", str(output), *objects, str(config_o),
-            *(str(e.archive) for e in extensions), str(kit / spec["archive"]), *libs, *cxx]
+            *(str(e.archive) for e in extensions), str(kit / spec["archive"]), *libs, *package_flags, *cxx]
     run(argv, "link python.wasm")
     return extensions
 

@@ -42,13 +42,17 @@ def build_info(ctx: dict[str, Any]) -> dict[str, Any]:
     return json.loads((Path(ctx["cpython"]) / "build-info.json").read_text())
 
 
-def write_wrappers(bin_dir: Path) -> dict[str, str]:
-    """Tiny scripts for CC/CXX/LDSHARED: build frontends drop PYTHONPATH, so set it here."""
+def write_wrappers(bin_dir: Path, target: str) -> dict[str, str]:
+    """Tiny scripts for CC/CXX/LDSHARED: build frontends drop PYTHONPATH, so set it here.
+
+    Named like the toolchain's own wrappers (`<target>-cc`), so the toolchain's
+    cross-file template can point at them.
+    """
     bin_dir.mkdir(parents=True, exist_ok=True)
     repo = Path(__file__).resolve().parent.parent
     paths = {}
     for mode in ("cc", "c++", "ldshared"):
-        script = bin_dir / f"wasm-{mode}"
+        script = bin_dir / f"{target}-{mode}"
         script.write_text(f"#!/bin/sh\nPYTHONPATH={shlex.quote(str(repo))} exec {shlex.quote(sys.executable)}"
                           f" -m pipeline.crosscc {mode} \"$@\"\n")
         script.chmod(0o755)
@@ -56,9 +60,30 @@ def write_wrappers(bin_dir: Path) -> dict[str, str]:
     return paths
 
 
+def write_meson_cross_file(tc: dict[str, str], bin_dir: Path, dest: Path) -> Path:
+    """The toolchain's meson cross file, with the compilers swapped for our wrappers."""
+    template = (Path(__file__).resolve().parent.parent / "toolchain" / "meson-cross.ini.in").read_text()
+    fill = {"@TARGET@": tc["target"], "@SYSROOT@": tc["sysroot"], "@BIN@": str(bin_dir), "@AR@": tc["ar"],
+            "@NM@": tc["nm"], "@RANLIB@": tc["ranlib"], "@STRIP@": tc["strip"]}
+    for placeholder, value in fill.items():
+        template = template.replace(placeholder, value)
+    dest.write_text(template)
+    return dest
+
+
+def uses_meson(src: Path) -> bool:
+    pyproject = src / "pyproject.toml"
+    if not pyproject.exists():
+        return False
+    import tomllib
+
+    backend = tomllib.loads(pyproject.read_text()).get("build-system", {}).get("build-backend", "")
+    return backend == "mesonpy"
+
+
 def cross_env(ctx: dict[str, Any], info: dict[str, Any], work: Path, log: Path) -> dict[str, str]:
     tc, build = ctx["tc"], ctx["recipe"]["build"]
-    wrapper = write_wrappers(work / "bin")
+    wrapper = write_wrappers(work / "bin", tc["target"])
     include = Path(ctx["cpython"]) / info["include"]
     env = dict(os.environ)
     env.update(
@@ -79,6 +104,12 @@ def cross_env(ctx: dict[str, Any], info: dict[str, Any], work: Path, log: Path) 
             "CROSS_DROP_INCLUDES": str(build_python_dir(ctx) / "include" / Path(info["include"]).name),
         }
     )
+    constraints = ctx["recipe"].get("requirements", {}).get("constraint", [])
+    if constraints:
+        # Pins for the isolated build environment's requirements (Cython, meson-python, ...).
+        pins = work / "build-constraints.txt"
+        pins.write_text("".join(f"{line}\n" for line in constraints))
+        env["PIP_CONSTRAINT"] = str(pins)
     return env
 
 
@@ -87,9 +118,13 @@ def build_wheel(src: Path, work: Path, ctx: dict[str, Any], info: dict[str, Any]
     interpreter = build_python_dir(ctx) / "bin" / info["interpreter"]
     argv = [str(interpreter), "-m", "pip", "wheel", "--no-deps", "--disable-pip-version-check",
             "-w", str(dist), "."]
-    backend_flags = ctx["recipe"]["build"].get("backend-flags", "")
-    if backend_flags:
-        argv[5:5] = [f"--config-settings={flag}" for flag in shlex.split(backend_flags)]
+    settings = shlex.split(ctx["recipe"]["build"].get("backend-flags", ""))
+    if uses_meson(src):
+        # meson-python: cross-compile with the toolchain's cross file (recipes may add
+        # their own after it) in a known build dir, so module paths are predictable.
+        cross = write_meson_cross_file(ctx["tc"], work / "bin", work / "meson-cross.ini")
+        settings[:0] = [f"setup-args=--cross-file={cross}", f"build-dir={work / 'meson-build'}"]
+    argv[5:5] = [f"--config-settings={flag}" for flag in settings]
     print("+", " ".join(argv), flush=True)
     proc = subprocess.run(argv, cwd=src, env=cross_env(ctx, info, work, log), check=False)
     if proc.returncode:
@@ -121,8 +156,9 @@ def is_archive(path: Path) -> bool:
         return handle.read(len(ARCHIVE_MAGIC)) == ARCHIVE_MAGIC
 
 
-def collect_extensions(out: Path, log: Path) -> list[dict[str, Any]]:
-    """Move every cross-built archive out of site-packages and list it."""
+def collect_extensions(out: Path, log: Path, ldflags: list[str]) -> list[dict[str, Any]]:
+    """Move every cross-built archive out of site-packages and list it (with the
+    recipe's `build.ldflags`, which the final python.wasm link adds)."""
     events = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
     by_module = {e["module"]: e for e in events if e["kind"] == "extension"}
     site = out / "site-packages"
@@ -139,7 +175,7 @@ def collect_extensions(out: Path, log: Path) -> list[dict[str, Any]]:
         archive = static / f"{dotted}.a"
         shutil.move(so, archive)
         found.append({"module": dotted, "init": event["init"], "archive": f"static/{dotted}.a",
-                      "cxx": event["cxx"]})
+                      "cxx": event["cxx"], "ldflags": ldflags})
     (out / "extensions.json").write_text(json.dumps(found, indent=1) + "\n")
     return found
 
@@ -152,8 +188,8 @@ def build() -> None:
     wheels = sorted(src.glob("*.whl"))
     wheel = wheels[0] if wheels else build_wheel(src, work, ctx, info, log)
     install_wheel(wheel, out)
-    extensions = collect_extensions(out, log)
     recipe = ctx["recipe"]
+    extensions = collect_extensions(out, log, shlex.split(recipe["build"].get("ldflags", "")))
     missing = set(recipe.get("test", {}).get("builtins", [])) - {e["module"] for e in extensions}
     if missing:
         raise PipelineError(f"extension modules not built: {', '.join(sorted(missing))} (listed in test.builtins)")
