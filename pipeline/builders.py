@@ -11,7 +11,9 @@ from .spec import Builder, Recipe
 # Bump a builder's version when its generated steps change meaning.
 BUILDER_VERSIONS: dict[str, str] = {"shell": "1", "autotools": "1", "python-package": "1"}
 # Builders that run Python code of ours: its bytes enter the key, so a change rebuilds.
-BUILDER_MODULES: dict[str, tuple[str, ...]] = {"python-package": ("pypackage.py", "crosscc.py", "link.py")}
+BUILDER_MODULES: dict[str, tuple[str, ...]] = {
+    "python-package": ("pypackage.py", "crosscc.py", "wasmobj.py", "link.py"),
+}
 
 PRELUDE = "set -euxo pipefail\n"
 

@@ -22,6 +22,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .wasmobj import localize_globals
+
 DROP_FLAGS = frozenset({"-fPIC", "-fpic", "-pthread", "-shared", "-fno-semantic-interposition"})
 HOST_PATH = re.compile(r"^-[IL](/usr/(local/)?(include|lib)|/usr/lib/x86_64-linux-gnu)")
 SO_SUFFIX = re.compile(r"(\.cpython-[^.]+|\.abi3)?\.so$")
@@ -97,8 +99,8 @@ def compiles_by_output() -> dict[str, dict]:
 def link_step(args: list[str], linker: str = "ldshared") -> int:
     """Archive the objects instead of linking a shared library.
 
-    Static libraries the build links in (meson's helper libraries) are merged
-    into the archive: the final link only ever sees one archive per module.
+    The module's objects and the static libraries it links (meson's helper
+    libraries) become one relocatable object in a one-member archive.
     """
     given = args[args.index("-o") + 1]
     output = os.path.abspath(given)
@@ -122,11 +124,15 @@ def link_step(args: list[str], linker: str = "ldshared") -> int:
     os.makedirs(os.path.dirname(output), exist_ok=True)
     if os.path.exists(output):
         os.unlink(output)
-    ar = os.environ.get("CROSS_AR", "llvm-ar")
-    code = run([ar, "rcs", output, *objects])
-    if not code and static_libs:
-        # `L`: add the members of each archive rather than the archive itself.
-        code = run([ar, "qL", output, *static_libs]) or run([ar, "s", output])
+    # One object per module with only its init function global: a namespace of its
+    # own, as a shared library would have (see pipeline.wasmobj).
+    merged = f"{output}.o"
+    code = run([os.environ.get("CROSS_LD", "wasm-ld"), "-r", "-o", merged, *objects, *static_libs])
+    if code:
+        return code
+    localize_globals(Path(merged), {init_symbol(dotted)})
+    code = run([os.environ.get("CROSS_AR", "llvm-ar"), "rcs", output, merged])
+    os.unlink(merged)
     # Linked by the C++ driver (meson does so when any linked-in part is C++), or C++ objects.
     uses_cxx = linker == "c++" or any(compiles.get(os.path.abspath(o), {}).get("lang") == "c++" for o in objects)
     log_event({"kind": "extension", "module": dotted, "init": init_symbol(dotted), "output": output,

@@ -99,7 +99,7 @@ def cross_env(ctx: dict[str, Any], info: dict[str, Any], work: Path, log: Path) 
             "CROSS_CXX": f"{tc['cxx']} -fno-exceptions -nostdinc++ -isystem {LIBCXX_INCLUDE} -Drestrict=__restrict",
             "CROSS_CFLAGS": f"-O2 -DNDEBUG -I{include} {build.get('cflags', '')}",
             "CROSS_CXXFLAGS": f"-O2 -DNDEBUG -I{include} {build.get('cxxflags', '')}",
-            "CROSS_AR": tc["ar"], "CROSS_NM": tc["nm"], "CROSS_LOG": str(log),
+            "CROSS_AR": tc["ar"], "CROSS_NM": tc["nm"], "CROSS_LD": tc["ld"], "CROSS_LOG": str(log),
             # The build-python's own headers: x86_64 pyconfig.h must never reach a wasm compile.
             "CROSS_DROP_INCLUDES": str(build_python_dir(ctx) / "include" / Path(info["include"]).name),
         }

@@ -58,11 +58,12 @@ def main(argv: list[str] | None = None) -> int:
             failed.append(f"{module} (crashed: no report)")
     expected = read_patterns(args.expected_failures)
     total: Counter[str] = Counter()
-    print(f"{'module':<24} {'passed':>7} {'failed':>7} {'skipped':>8}")
+    width = max([24, *(len(module) for module in per_module)])
+    print(f"{'module':<{width}} {'passed':>7} {'failed':>7} {'skipped':>8}")
     for module in sorted(per_module):
         counts = per_module[module]
         total.update(counts)
-        print(f"{module:<24} {counts['passed']:>7} {counts['failed']:>7} {counts['skipped']:>8}")
+        print(f"{module:<{width}} {counts['passed']:>7} {counts['failed']:>7} {counts['skipped']:>8}")
     ran = total["passed"] + total["failed"]
     rate = 100.0 * total["passed"] / ran if ran else 0.0
     print(f"{len(per_module)} modules: {total['passed']} passed, {total['failed']} failed, "

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 BUILD = REPO / "build"
@@ -32,8 +33,8 @@ def doit(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def chain() -> subprocess.CompletedProcess[str]:
-    """The whole chain through codegen + invoke, and CPython's own tests."""
-    proc = doit("invoke", "test_cpython")
+    """The whole chain through codegen + invoke, and CPython's and numpy's own tests."""
+    proc = doit("invoke", "test_cpython", "test_numpy")
     assert proc.returncode == 0, proc.stdout[-4000:]
     return proc
 
@@ -59,8 +60,37 @@ def test_cpython_regression_subset_reports_per_module(chain: subprocess.Complete
     assert summary["total"]["passed"] > 10000
 
 
+def test_numpy_function_runs_with_machine_code_and_matches_native_numpy(
+    chain: subprocess.CompletedProcess[str],
+) -> None:
+    """func/python/numpy_demo.py through invoke: linalg, FFT, and seeded random numbers that
+    equal native numpy's (the same version, installed in this environment) bit for bit."""
+    demo = (BUILD / "invoke/numpy_demo.out").read_text()
+    assert "numpy 2.2.6 on wasi" in demo and "numpy demo ok" in demo
+    assert "200x200 matmul + solve" in demo and "1024-point round trip" in demo
+    native = subprocess.run([sys.executable, str(REPO / "func/python/numpy_demo.py")], capture_output=True,
+                            text=True, check=True).stdout
+
+    def random_lines(text: str) -> list[str]:
+        return [line for line in text.splitlines() if line.startswith("random")]
+
+    assert len(random_lines(demo)) == 4
+    assert random_lines(demo) == random_lines(native)
+    builtins = {item["module"] for item in json.loads((BUILD / "link/builtins.json").read_text())}
+    listed = yaml.safe_load((REPO / "recipes/packages/numpy/meta.yaml").read_text())["test"]["builtins"]
+    assert len(listed) == 19 and set(listed) <= builtins  # every numpy extension module, built in
+
+
+def test_numpy_test_suite_subset_reports_per_path(chain: subprocess.CompletedProcess[str]) -> None:
+    summary = json.loads((BUILD / "test_numpy/summary.json").read_text())
+    assert set(summary["modules"]) == {"numpy__core_tests_test_multiarray", "numpy__core_tests_test_umath",
+                                       "numpy_linalg_tests", "numpy_fft_tests", "numpy_random_tests"}
+    assert summary["unexpected"] == []
+    assert summary["total"]["passed"] > 20000
+
+
 def test_second_run_executes_nothing(chain: subprocess.CompletedProcess[str]) -> None:
-    proc = doit("invoke", "test_cpython")
+    proc = doit("invoke", "test_cpython", "test_numpy")
     assert proc.returncode == 0
     last = proc.stdout.strip().splitlines()[-1]
     assert "built" not in last and "restored" not in last and "up to date" in last, last
