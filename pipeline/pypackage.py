@@ -180,6 +180,24 @@ def collect_extensions(out: Path, log: Path, ldflags: list[str]) -> list[dict[st
     return found
 
 
+TEST_DIRS = frozenset({"tests", "test"})
+
+
+def unvendor_tests(site: Path, dest: Path) -> list[str]:
+    """Move the packages' test directories out of site-packages into `dest`, same layout
+    (Pyodide's unvendor-tests): the runtime does not ship them; test tasks merge them back."""
+    found = sorted(p for p in site.rglob("*") if p.is_dir() and p.name in TEST_DIRS)
+    moved = []
+    for tests in found:
+        if not tests.exists():  # inside one moved already
+            continue
+        rel = tests.relative_to(site)
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(tests, dest / rel)
+        moved.append(str(rel))
+    return moved
+
+
 def build() -> None:
     ctx = load_context()
     src, out, work = Path(os.environ["SRC"]), Path(os.environ["OUT"]), Path(os.environ["WORK"])
@@ -190,6 +208,10 @@ def build() -> None:
     install_wheel(wheel, out)
     recipe = ctx["recipe"]
     extensions = collect_extensions(out, log, shlex.split(recipe["build"].get("ldflags", "")))
+    if recipe["build"].get("unvendor-tests", True):
+        moved = unvendor_tests(out / "site-packages", out / "tests-site")
+        if moved:
+            print(f"unvendored {len(moved)} test directories into tests-site/")
     missing = set(recipe.get("test", {}).get("builtins", [])) - {e["module"] for e in extensions}
     if missing:
         raise PipelineError(f"extension modules not built: {', '.join(sorted(missing))} (listed in test.builtins)")

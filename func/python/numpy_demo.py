@@ -4,7 +4,9 @@ Every check prints one line; the `random` lines must equal native numpy's for th
 seed (tests/test_chain.py runs this file on both and compares them).
 """
 
+import os
 import sys
+import tempfile
 
 import numpy as np
 
@@ -34,6 +36,12 @@ assert error < 1e-12, error
 tone = np.cos(2 * np.pi * 50 * np.arange(1024) / 1024)
 assert int(np.argmax(np.abs(np.fft.rfft(tone)))) == 50
 print(f"fft: 1024-point round trip, max error {error:.2e}; tone found in bin 50")
+
+# np.save / np.load through a real file (the runtime gives each call a scratch /tmp).
+path = os.path.join(tempfile.gettempdir(), "solution.npy")
+np.save(path, x)
+assert np.array_equal(np.load(path), x)
+print(f"save/load: {os.path.getsize(path)} bytes round trip")
 
 # Seeded random numbers: bit-for-bit what native numpy gives for the same seed.
 fresh = np.random.default_rng(SEED)
