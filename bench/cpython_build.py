@@ -2,12 +2,14 @@
 
     python bench/cpython_build.py incremental   # no-op, touch a CPython patch, revert
     python bench/cpython_build.py cold          # cold build vs the same steps by hand (~15 min)
-    python bench/cpython_build.py cold --hand-first   # the same, by hand first (order bias)
+    python bench/cpython_build.py cold --order HEEH   # by hand, engine, engine, by hand (~35 min)
 
 cold: copies this checkout (no build/) to a temp dir with an empty artifact cache
-(sources pre-seeded, so downloads don't count), times `doit build_cpython`, then
-runs each task's own build step by hand (the same rendered bash, no engine: no
-keys, manifests, cache copies or self-tests) in the same run, and prints the ratio.
+(sources pre-seeded, so downloads don't count) and times `doit build_cpython`
+(default settings: independent tasks side by side); a by-hand pass runs each
+task's own build step one after another (the same rendered bash, no engine: no
+keys, manifests, cache copies or self-tests). Prints the ratio of the summed
+passes; single steps vary +-20 % on a shared VM, so HEEH cancels a drifting machine.
 """
 
 from __future__ import annotations
@@ -97,39 +99,67 @@ def by_hand(root: Path, env: dict[str, str]) -> dict[str, float]:
     return times
 
 
-def cold(hand_first: bool) -> None:
+def engine_pass(tmp: Path, label: str, env: dict[str, str]) -> tuple[float, float, dict[str, float]]:
+    """Cold `doit build_cpython` in a fresh copy of this checkout: (wall, self-test s, per task s)."""
+    root = tmp / f"checkout-{label}"
+    shutil.copytree(REPO, root, ignore=shutil.ignore_patterns("build", ".venv", ".git", "__pycache__"))
+    cache = tmp / f"cache-{label}"
+    main_cache = Path(os.environ.get("PIPELINE_CACHE_DIR") or Path.home() / ".cache/pywasm-pipeline")
+    if (main_cache / "sources").is_dir():
+        shutil.copytree(main_cache / "sources", cache / "sources")
+    env = dict(env, PIPELINE_CACHE_DIR=str(cache))
+    seconds, out = doit(root, "build_cpython", env=env)
+    states = {p.stem: json.loads(p.read_text()) for p in (root / "build/.state").glob("*.json")}
+    tests = sum(s.get("test_seconds", 0.0) for s in states.values())
+    print(f"{label}: cold `doit build_cpython` {seconds:.0f} s wall ({tests:.0f} s self-tests)  [{summary(out)}]",
+          flush=True)
+    per_task = {task: state["seconds"] for task, state in states.items() if "seconds" in state}
+    shutil.rmtree(root)
+    shutil.rmtree(cache)
+    return seconds, tests, per_task
+
+
+def cold(order: str) -> None:
+    """Passes in the given order (E: engine, H: by hand); HEEH cancels a machine that drifts."""
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    engine_walls: list[float] = []
+    engine_tests: list[float] = []
+    hand_sums: list[float] = []
+    engine_tasks: dict[str, float] = {}
+    hand_tasks: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="bench-cold-") as tmp:
-        root = Path(tmp) / "checkout"
-        shutil.copytree(REPO, root, ignore=shutil.ignore_patterns("build", ".venv", ".git", "__pycache__"))
-        cache = Path(tmp) / "cache"
-        main_cache = Path(os.environ.get("PIPELINE_CACHE_DIR") or Path.home() / ".cache/pywasm-pipeline")
-        if (main_cache / "sources").is_dir():
-            shutil.copytree(main_cache / "sources", cache / "sources")
-        env = dict(os.environ, PIPELINE_CACHE_DIR=str(cache), PYTHONPATH=str(REPO))
-        # The by-hand pass needs the toolchain's outputs (sysroot, ...) from somewhere: when it
-        # goes first, it uses this checkout's build/ (same recipes, so the same inputs).
-        hand = by_hand(REPO, env) if hand_first else {}
-        seconds, out = doit(root, "build_cpython", env=env)
-        states = {p.stem: json.loads(p.read_text()) for p in (root / "build/.state").glob("*.json")}
-        tests = sum(s.get("test_seconds", 0.0) for s in states.values())
-        print(f"cold `doit build_cpython`: {seconds:.0f} s wall ({tests:.0f} s of it in self-tests)  [{summary(out)}]")
-        hand = hand or by_hand(root, env)
-        total = sum(hand.values())
-        for task, spent in hand.items():
-            print(f"  by hand {task:<16} {spent:7.1f} s   engine {states[task]['seconds']:7.1f} s")
-        print(f"same steps by hand: {total:.0f} s")
-        print(f"ratio engine/by-hand: {seconds / total:.2f} (target <= 1.1); "
-              f"without self-tests: {(seconds - tests) / total:.2f}")
+        for index, kind in enumerate(order, 1):
+            if kind == "E":
+                wall, tests, per_task = engine_pass(Path(tmp), f"engine-pass-{index}", env)
+                engine_walls.append(wall)
+                engine_tests.append(tests)
+                engine_tasks = per_task
+            else:
+                # The steps need the toolchain's outputs (sysroot, ...): this checkout's build/
+                # has them (same recipes, so the same inputs). Sources come from the usual cache.
+                hand_tasks = by_hand(REPO, env)
+                hand_sums.append(sum(hand_tasks.values()))
+                print(f"by-hand pass {index}: {hand_sums[-1]:.0f} s", flush=True)
+    for task, spent in hand_tasks.items():
+        print(f"  by hand {task:<16} {spent:7.1f} s   engine {engine_tasks.get(task, 0.0):7.1f} s  (last passes)")
+    engine, hand, tests = sum(engine_walls), sum(hand_sums), sum(engine_tests)
+    print(f"engine: {' + '.join(f'{w:.0f}' for w in engine_walls)} s; by hand: "
+          f"{' + '.join(f'{h:.0f}' for h in hand_sums)} s  (order {order})")
+    print(f"ratio engine/by-hand: {engine / hand:.2f} (target <= 1.1); without self-tests: "
+          f"{(engine - tests) / hand:.2f}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("mode", choices=["incremental", "cold"])
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--hand-first", action="store_true",
-                        help="cold: by-hand pass before the engine (order bias check; needs build/ here)")
+    parser.add_argument("--order", default="EH", type=str.upper,
+                        help="cold: passes in order, E = engine, H = by hand (default EH; HEEH cancels drift; "
+                             "H needs this checkout's build/ for the toolchain outputs)")
     args = parser.parse_args()
-    incremental(args.repeat) if args.mode == "incremental" else cold(args.hand_first)
+    if set(args.order) - {"E", "H"} or not {"E", "H"} <= set(args.order):
+        parser.error("--order: letters E and H, at least one of each")
+    incremental(args.repeat) if args.mode == "incremental" else cold(args.order)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import ValidationError
 
-from .errors import RecipeError
+from .errors import PipelineError, RecipeError
 from .paths import Paths
 from .spec import Spec
 
@@ -20,7 +20,8 @@ SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 class ProjectConfig(Spec):
     target: str = "wasm32-wasi"
     malloc: Literal["dlmalloc", "mimalloc"] = "dlmalloc"
-    jobs: int | None = None  # default: the machine's core count
+    jobs: int | None = None  # make -j inside one task; default: the machine's core count
+    workers: int | None = None  # tasks run at once; default: the core count
     cache_dir: str | None = None  # default: $XDG_CACHE_HOME/pywasm-pipeline
     remote_cache: str | None = None  # shared cache URL (http(s)://, file://, s3://); $PIPELINE_REMOTE_CACHE wins
     remote_readonly: bool = False  # fetch only; $PIPELINE_REMOTE_READONLY=1 forces it
@@ -37,6 +38,9 @@ class ProjectConfig(Spec):
 
     def job_count(self) -> int:
         return int(os.environ.get("PIPELINE_JOBS") or self.jobs or os.cpu_count() or 1)
+
+    def worker_count(self) -> int:
+        return int(os.environ.get("PIPELINE_WORKERS") or self.workers or os.cpu_count() or 1)
 
 
 def read_yaml(file: Path) -> Any:
@@ -115,4 +119,9 @@ def describe_toolchain(config: ProjectConfig, sysroot: Path) -> dict[str, str]:
 
 
 def project_paths(root: Path, config: ProjectConfig) -> Paths:
-    return Paths.for_project(root, config.cache_dir)
+    paths = Paths.for_project(root, config.cache_dir)
+    for what, place in (("checkout", paths.root), ("cache directory", paths.cache)):
+        if any(char.isspace() for char in str(place)):
+            # configure scripts and Makefiles (wasi-libc, CPython) split paths at spaces
+            raise PipelineError(f"{what} path {str(place)!r} contains whitespace, which autotools builds cannot handle")
+    return paths

@@ -9,7 +9,8 @@ from __future__ import annotations
 import fcntl
 import os
 import sys
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -36,8 +37,13 @@ class BuildLock:
 
     path: Path
     _handle: IO[str] | None = None
+    _guard: threading.Lock = field(default_factory=threading.Lock)  # doit's worker threads
 
     def acquire(self) -> None:
+        with self._guard:
+            self._take()
+
+    def _take(self) -> None:
         if self._handle is not None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -55,12 +56,14 @@ class StatCache:
 
     Any change to those five re-reads the file; no timestamp ever decides a
     build by itself, it only says whether a stored digest may be reused.
+    Thread-safe: doit's worker threads check and run tasks side by side.
     """
 
     def __init__(self, db_path: Path | None) -> None:
         self._db_path = db_path
         self._rows: dict[str, list[Any]] = {}
         self._dirty = False
+        self._lock = threading.Lock()
         if db_path is not None:
             try:
                 with open(db_path) as handle:
@@ -85,9 +88,10 @@ class StatCache:
             and row[3] == st.st_ino
         ):
             return row[4]
-        value = compute()
-        self._rows[key] = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, value]
-        self._dirty = True
+        value = compute()  # outside the lock: hashing a big file must not stall other threads
+        with self._lock:
+            self._rows[key] = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, value]
+            self._dirty = True
         return value
 
     def tree_digests(self, top: Path) -> dict[str, str]:
@@ -103,11 +107,12 @@ class StatCache:
         return out
 
     def flush(self) -> None:
-        if not self._dirty or self._db_path is None:
-            return
-        self._db_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._db_path.with_name(f".{self._db_path.name}.{os.getpid()}")
-        with open(tmp, "w") as handle:
-            json.dump(self._rows, handle, separators=(",", ":"))
-        os.replace(tmp, self._db_path)
-        self._dirty = False
+        with self._lock:
+            if not self._dirty or self._db_path is None:
+                return
+            self._db_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self._db_path.with_name(f".{self._db_path.name}.{os.getpid()}")
+            with open(tmp, "w") as handle:
+                json.dump(self._rows, handle, separators=(",", ":"))
+            os.replace(tmp, self._db_path)
+            self._dirty = False

@@ -5,6 +5,7 @@ Follows doit's reporter event protocol (initialize, execute_task, add_success, .
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from typing import IO, Any
@@ -20,11 +21,17 @@ class PipelineReporter:
         self.failures: list[tuple[str, str]] = []
         self.runtime_errors: list[str] = []
         self.run_started = time.monotonic()
+        self.running: set[str] = set()
+        self.writing = threading.Lock()  # execute_task comes from doit's worker threads
+
+    def write(self, text: str) -> None:
+        with self.writing:
+            self.out.write(text)
+            self.out.flush()
 
     def line(self, state: str, name: str, seconds: float | None = None) -> None:
         timing = f"{seconds:8.1f}s" if seconds is not None else ""
-        self.out.write(f"  {state:<11} {name:<32} {timing}\n")
-        self.out.flush()
+        self.write(f"  {state:<11} {name:<32} {timing}\n")
 
     def initialize(self, tasks: Any, selected_tasks: Any) -> None:
         pass
@@ -35,22 +42,25 @@ class PipelineReporter:
     def execute_task(self, task: Any) -> None:
         if task.actions:
             self.started[task.name] = time.monotonic()
-            if self.out.isatty():  # overwritten in place by the outcome line
-                self.out.write(f"  {'running':<11} {task.name}\r")
-                self.out.flush()
+            alone = not self.running
+            self.running.add(task.name)
+            if alone and self.out.isatty():  # overwritten in place by the outcome line
+                self.write(f"  {'running':<11} {task.name}\r")
             else:
                 self.line("running", task.name)
 
     def add_success(self, task: Any) -> None:
         if not task.actions:
             return
+        self.running.discard(task.name)
         outcome = task.values.get("outcome", "built")
         self.counts[outcome] += 1
         self.line(outcome, task.name, time.monotonic() - self.started.get(task.name, self.run_started))
         if task.values.get("note"):
-            self.out.write(f"  {'':<11} warning: {task.values['note']}\n")
+            self.write(f"  {'':<11} warning: {task.values['note']}\n")
 
     def add_failure(self, task: Any, fail: Any) -> None:
+        self.running.discard(task.name)
         self.counts["failed"] += 1
         seconds = time.monotonic() - self.started.get(task.name, self.run_started)
         self.line("FAILED", task.name, seconds)

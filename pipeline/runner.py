@@ -39,10 +39,16 @@ class StepFailed(PipelineError):
         super().__init__(f"{task}: {what}\n  --- last {len(lines)} lines of {log} ---\n{tail}\n  --- full log: {log}")
 
 
+PRCTL = ctypes.CDLL(None, use_errno=True).prctl  # resolved here: no dlsym between fork and exec
+
+
 def die_with_parent() -> None:
-    """Children die with us (SIGKILL included), so no orphan writes into build/."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    """Children die with us (SIGKILL included), so no orphan writes into build/.
+
+    The signal follows the thread that started the child, which is the worker
+    thread waiting on it for the whole step.
+    """
+    PRCTL(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def run_bash(script: str, cwd: Path, env: dict[str, str], log: Path, label: str) -> int:

@@ -43,6 +43,9 @@ def task_dict(engine: Engine, task: str) -> dict[str, Any]:
         "uptodate": [(uptodate, [engine, task])],
         "doc": about,
         "verbosity": 0,
+        # No stdout swapping: doit swaps the process-wide sys.stdout to capture an
+        # action, which races between worker threads. Steps log to files anyway.
+        "io": {"capture": False},
     }
 
 
@@ -80,5 +83,9 @@ def doit_namespace(dodo_file: str) -> dict[str, Any]:
         "backend": "json",
         "reporter": PipelineReporter,
         "action_string_formatting": "new",
+        # Independent tasks run side by side (`doit -n 1` runs one at a time): a
+        # configure script or a one-file compile leaves a core idle otherwise.
+        "num_process": engine.config.worker_count(),
+        "par_type": "thread",
     }
     return namespace

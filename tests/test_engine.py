@@ -139,6 +139,36 @@ def test_concurrent_runs_wait_for_the_lock(project: Project) -> None:
     assert (project.root / "build/greeting/greeting.txt").read_text() == "hello from a fixture\n"
 
 
+# Each step announces itself, then waits for the other one: only side by side do both pass.
+RENDEZVOUS = """\
+package:
+  name: {me}
+  version: "1.0"
+build:
+  script: |
+    touch "$PROJECT_ROOT/{me}.started"
+    for _ in $(seq 1 "${{RENDEZVOUS_TRIES:-600}}"); do
+      [ -e "$PROJECT_ROOT/{other}.started" ] && break
+      sleep 0.05
+    done
+    [ -e "$PROJECT_ROOT/{other}.started" ]
+    echo ok > "$OUT/{me}.txt"
+outputs: [{me}.txt]
+"""
+
+
+def test_independent_tasks_run_side_by_side(project: Project) -> None:
+    for me, other in (("left", "right"), ("right", "left")):
+        project.recipe(me).write_text(RENDEZVOUS.format(me=me, other=other))
+    serial = project.doit("left", "right", check=False, PIPELINE_WORKERS="1", RENDEZVOUS_TRIES="10")
+    assert serial.returncode != 0, "one at a time, the first step waits in vain"
+    for started in project.root.glob("*.started"):
+        started.unlink()
+    side_by_side = project.doit("left", "right", PIPELINE_WORKERS="2")
+    assert "summary: 2 built" in side_by_side.stdout
+    assert (project.root / "build/left/left.txt").read_text() == "ok\n"
+
+
 def test_explain_names_the_changed_input(project: Project) -> None:
     project.doit()
     project.edit("hello", "GREETING: hello", "GREETING: howdy")

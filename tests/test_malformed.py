@@ -123,3 +123,15 @@ def test_malformed_input_gives_one_line_error(kind: str, built: Project, tmp_pat
     assert lines[0].startswith("error: ")
     assert snapshot(project.root / "build") == before_build
     assert snapshot(project.cache) == before_cache
+
+
+def test_checkout_path_with_a_space_is_refused_up_front(built: Project, tmp_path: Path) -> None:
+    project = Project(tmp_path / "my project", built.cache)
+    shutil.copytree(built.root, project.root, symlinks=True)
+    before = snapshot(project.root / "build")
+    proc = project.doit(check=False)
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert lines == [f"error: checkout path {str(project.root)!r} contains whitespace, "
+                     "which autotools builds cannot handle"], proc.stderr
+    assert snapshot(project.root / "build") == before
