@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from .errors import PipelineError
+from .errors import PipelineError, report_error
 
 
 def parse_size(text: str) -> int:
@@ -174,8 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except PipelineError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return report_error(exc, 2)
 
 
 if __name__ == "__main__":

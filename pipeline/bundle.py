@@ -23,7 +23,6 @@ import os
 import re
 import stat
 import subprocess
-import sys
 import tarfile
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -31,7 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import PipelineError
+from .errors import PipelineError, report_error
 from .hashing import sha256_file
 
 PYTHON_VERSION = "3.13"
@@ -444,8 +443,7 @@ def main(argv: list[str] | None = None) -> int:
         write_tarball(args.root, args.dest, source_date_epoch())
         return 0
     except PipelineError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return report_error(exc)
 
 
 if __name__ == "__main__":

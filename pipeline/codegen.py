@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,7 +23,7 @@ from pathlib import Path
 import wasmtime
 
 from . import wasm
-from .errors import PipelineError
+from .errors import PipelineError, report_error
 from .hashing import sha256_file
 
 INDEX = "index.json"
@@ -246,8 +245,7 @@ def main(argv: list[str] | None = None) -> int:
             places = [target_dir(d, engine) for d in args.reuse] + [wasm.default_module_cache()]
             result = generate(args.root, args.out, engine, places)
     except PipelineError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return report_error(exc, 2)
     print(f"codegen: {len(result.compiled)} compiled, {len(result.reused)} up to date")
     return 0
 

@@ -127,12 +127,15 @@ def link_step(args: list[str], linker: str = "ldshared") -> int:
     # One object per module with only its init function global: a namespace of its
     # own, as a shared library would have (see pipeline.wasmobj).
     merged = f"{output}.o"
-    code = run([os.environ.get("CROSS_LD", "wasm-ld"), "-r", "-o", merged, *objects, *static_libs])
-    if code:
-        return code
-    localize_globals(Path(merged), {init_symbol(dotted)})
-    code = run([os.environ.get("CROSS_AR", "llvm-ar"), "rcs", output, merged])
-    os.unlink(merged)
+    try:
+        code = run([os.environ.get("CROSS_LD", "wasm-ld"), "-r", "-o", merged, *objects, *static_libs])
+        if code:
+            return code
+        localize_globals(Path(merged), {init_symbol(dotted)})
+        code = run([os.environ.get("CROSS_AR", "llvm-ar"), "rcs", output, merged])
+    finally:
+        if os.path.exists(merged):
+            os.unlink(merged)
     # Linked by the C++ driver (meson does so when any linked-in part is C++), or C++ objects.
     uses_cxx = linker == "c++" or any(compiles.get(os.path.abspath(o), {}).get("lang") == "c++" for o in objects)
     log_event({"kind": "extension", "module": dotted, "init": init_symbol(dotted), "output": output,

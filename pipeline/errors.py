@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 
@@ -18,3 +19,9 @@ class RecipeError(PipelineError):
         self.message = message
         where = f"{self.file}: {field}" if field else self.file
         super().__init__(f"{where}: {message}")
+
+
+def report_error(exc: Exception, exit_code: int = 1) -> int:
+    """How every `python -m pipeline...` command ends on bad input: one line, an exit code."""
+    print(f"error: {exc}", file=sys.stderr)
+    return exit_code

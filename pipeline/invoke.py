@@ -25,7 +25,7 @@ import wasmtime
 
 from . import faasm_host, wasm
 from .codegen import StaleCodegen, find_artifact
-from .errors import PipelineError
+from .errors import PipelineError, report_error
 from .paths import CODEGEN_TASK, Paths
 
 FUNCTION_FILE = "function.py"
@@ -301,11 +301,9 @@ def cmd_run(args: argparse.Namespace, project: Project) -> int:
         print(f"error: {exc} (or pass --jit)", file=sys.stderr)
         return EXIT_STALE
     except wasm.TimeLimitExceeded as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_TIMEOUT
+        return report_error(exc, EXIT_TIMEOUT)
     except wasm.WasmTrap as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_TRAP
+        return report_error(exc, EXIT_TRAP)
     except wasmtime.WasmtimeError as exc:
         print(f"error: cannot load {inv.python_wasm}: {exc}", file=sys.stderr)
         return EXIT_TRAP
@@ -321,8 +319,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         return cmd_run(args, project)
     except PipelineError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        return report_error(exc, EXIT_ERROR)
 
 
 if __name__ == "__main__":

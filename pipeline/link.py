@@ -16,12 +16,11 @@ import argparse
 import json
 import shlex
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from .config import LIBCXX_LINK
-from .errors import PipelineError
+from .errors import PipelineError, report_error
 
 # Debian's libc++abi for wasm32 is built without exceptions. C++ code compiled with
 # them on (numpy's pocketfft throws) calls these: a throw ends the program loudly.
@@ -163,8 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         extensions = link_python(args.cpython, args.package, args.cc, args.output, args.work, args.nm,
                                  tuple(args.ldflag))
     except PipelineError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return report_error(exc)
     if args.report:
         args.report.write_text(json.dumps([{"module": e.module, "init": e.init, "package": e.package}
                                            for e in extensions], indent=1) + "\n")

@@ -19,12 +19,13 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
 from .config import LIBCXX_INCLUDE
 from .crosscc import module_name
-from .errors import PipelineError
+from .errors import PipelineError, report_error
 
 ARCHIVE_MAGIC = b"!<arch>\n"
 
@@ -75,8 +76,6 @@ def uses_meson(src: Path) -> bool:
     pyproject = src / "pyproject.toml"
     if not pyproject.exists():
         return False
-    import tomllib
-
     backend = tomllib.loads(pyproject.read_text()).get("build-system", {}).get("build-backend", "")
     return backend == "mesonpy"
 
@@ -268,8 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         build() if args == ["build"] else test()
     except PipelineError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return report_error(exc)
     return 0
 
 

@@ -7,7 +7,6 @@ subtasks are `packages:<name>`.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 from doit.exceptions import TaskFailed
 
 from .engine import Engine, load_engine
-from .errors import PipelineError
+from .errors import PipelineError, report_error
 from .loader import PACKAGE_GROUP
 from .reporter import PipelineReporter
 
@@ -74,8 +73,7 @@ def doit_namespace(dodo_file: str) -> dict[str, Any]:
     try:
         engine = load_engine(Path(dodo_file).parent)
     except PipelineError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+        raise SystemExit(report_error(exc, 2)) from None
     engine.paths.state_dir.mkdir(parents=True, exist_ok=True)
     namespace: dict[str, Any] = {"pipeline_tasks": TaskCreator(engine)}
     namespace["DOIT_CONFIG"] = {

@@ -19,10 +19,9 @@ only the first byte of each flags LEB128 and never changes its length.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from .errors import PipelineError
+from .errors import PipelineError, report_error
 
 WASM_MAGIC = b"\0asm\x01\0\0\0"
 SYMBOL_TABLE = 8
@@ -112,8 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         names = localize_globals(args.object, set(args.keep))
     except PipelineError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return report_error(exc)
     print(f"{args.object}: {len(names)} symbols made local")
     return 0
 
