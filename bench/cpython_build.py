@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from remote import seed_sources  # bench/ is on sys.path when run as a script
+
 REPO = Path(__file__).resolve().parent.parent
 PATCH = REPO / "third-party/cpython/wasi-libc-2022-pthread-t.patch"
 
@@ -104,9 +106,7 @@ def engine_pass(tmp: Path, label: str, env: dict[str, str]) -> tuple[float, floa
     root = tmp / f"checkout-{label}"
     shutil.copytree(REPO, root, ignore=shutil.ignore_patterns("build", ".venv", ".git", "__pycache__"))
     cache = tmp / f"cache-{label}"
-    main_cache = Path(os.environ.get("PIPELINE_CACHE_DIR") or Path.home() / ".cache/pywasm-pipeline")
-    if (main_cache / "sources").is_dir():
-        shutil.copytree(main_cache / "sources", cache / "sources")
+    seed_sources(cache)
     env = dict(env, PIPELINE_CACHE_DIR=str(cache))
     seconds, out = doit(root, "build_cpython", env=env)
     states = {p.stem: json.loads(p.read_text()) for p in (root / "build/.state").glob("*.json")}

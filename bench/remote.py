@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
 TARGET = "codegen"
 
 
@@ -58,7 +59,9 @@ def fresh_copy(dest: Path) -> Path:
 
 def seed_sources(cache: Path) -> None:
     """Downloads of third-party sources are not what is measured: copy them in."""
-    main_cache = Path(os.environ.get("PIPELINE_CACHE_DIR") or Path.home() / ".cache/pywasm-pipeline")
+    from pipeline.config import load_config, project_paths
+
+    main_cache = project_paths(REPO, load_config(REPO)).cache  # where this checkout's engine looks
     if (main_cache / "sources").is_dir():
         shutil.copytree(main_cache / "sources", cache / "sources")
 

@@ -37,10 +37,15 @@ class ProjectConfig(Spec):
     runtime_packages: list[str] = []
 
     def job_count(self) -> int:
-        return int(os.environ.get("PIPELINE_JOBS") or self.jobs or os.cpu_count() or 1)
+        return count_setting("PIPELINE_JOBS", self.jobs)
 
     def worker_count(self) -> int:
-        return int(os.environ.get("PIPELINE_WORKERS") or self.workers or os.cpu_count() or 1)
+        return count_setting("PIPELINE_WORKERS", self.workers)
+
+
+def count_setting(env_var: str, configured: int | None) -> int:
+    """The environment wins over pipeline.yaml; the default is the machine's core count."""
+    return int(os.environ.get(env_var) or configured or os.cpu_count() or 1)
 
 
 def read_yaml(file: Path) -> Any:

@@ -41,25 +41,22 @@ class BuildLock:
 
     def acquire(self) -> None:
         with self._guard:
-            self._take()
-
-    def _take(self) -> None:
-        if self._handle is not None:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path, "a+")  # noqa: SIM115 - held open: the lock lives with it
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            if self._handle is not None:
+                return
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(self.path, "a+")  # noqa: SIM115 - held open: the lock lives with it
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "?"
+                print(f"waiting for another run holding {self.path} (pid {holder})...", file=sys.stderr, flush=True)
+                fcntl.flock(handle, fcntl.LOCK_EX)
             handle.seek(0)
-            holder = handle.read().strip() or "?"
-            print(f"waiting for another run holding {self.path} (pid {holder})...", file=sys.stderr, flush=True)
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        self._handle = handle
+            handle.truncate()
+            handle.write(str(os.getpid()))
+            handle.flush()
+            self._handle = handle
 
 
 @dataclass(frozen=True)
