@@ -1,5 +1,5 @@
-"""doit entry point: every task comes from the recipes (see pipeline/tasks.py)."""
+"""doit entry point: every task comes from the recipes (see pipeline/engine/tasks.py)."""
 
-from pipeline.tasks import doit_namespace
+from pipeline.engine.tasks import doit_namespace
 
 globals().update(doit_namespace(__file__))

@@ -65,11 +65,11 @@ def incremental(repeat: int) -> None:
 def by_hand(root: Path, env: dict[str, str]) -> dict[str, float]:
     """Run each task's rendered build step with bash, no engine, into scratch dirs."""
     sys.path.insert(0, str(REPO))
-    from pipeline.builders import build_script
-    from pipeline.config import describe_toolchain
-    from pipeline.engine import load_engine
-    from pipeline.render import sysroot_path
-    from pipeline.sources import apply_patches, fetch_source, unpack_source
+    from pipeline.engine.builders import build_script
+    from pipeline.engine.config import describe_toolchain
+    from pipeline.engine.project import load_engine
+    from pipeline.engine.render import sysroot_path
+    from pipeline.engine.sources import apply_patches, fetch_source, unpack_source
 
     os.environ.update(env)
     engine = load_engine(root)

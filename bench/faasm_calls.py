@@ -23,7 +23,7 @@ import wasmtime
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline import faasm_host, invoke, wasm
+from pipeline.runtime import faasm_host, invoke, wasm
 
 REPO = Path(__file__).resolve().parent.parent
 EMPTY = """\

@@ -61,7 +61,7 @@ def sizes(tmp: Path) -> None:
     others = [p for p in sorted((BUILD / "packages").iterdir())
               if p.name not in ("numpy", "cxxdemo") and (p / "package.json").exists()]
     without = tmp / "python-without-numpy.wasm"
-    run([sys.executable, "-m", "pipeline.link", "--cpython", str(BUILD / "build_cpython"),
+    run([sys.executable, "-m", "pipeline.wasmbuild.link", "--cpython", str(BUILD / "build_cpython"),
          *[arg for p in others for arg in ("--package", str(p))], "--cc", toolchain["cc"], "--nm", toolchain["nm"],
          "--work", str(tmp / "link"), "--ldflag=-Wl,--strip-debug", "-o", str(without)])
     size = without.stat().st_size

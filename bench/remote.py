@@ -59,7 +59,7 @@ def fresh_copy(dest: Path) -> Path:
 
 def seed_sources(cache: Path) -> None:
     """Downloads of third-party sources are not what is measured: copy them in."""
-    from pipeline.config import load_config, project_paths
+    from pipeline.engine.config import load_config, project_paths
 
     main_cache = project_paths(REPO, load_config(REPO)).cache  # where this checkout's engine looks
     if (main_cache / "sources").is_dir():

@@ -71,7 +71,7 @@ def main() -> None:
     toolchain = json.loads((BUILD / "toolchain/toolchain.json").read_text())
     with tempfile.TemporaryDirectory() as tmp:
         bare = Path(tmp) / "python.wasm"
-        subprocess.run([sys.executable, "-m", "pipeline.link", "--cpython", str(BUILD / "build_cpython"),
+        subprocess.run([sys.executable, "-m", "pipeline.wasmbuild.link", "--cpython", str(BUILD / "build_cpython"),
                         "--cc", toolchain["cc"], "--nm", toolchain["nm"], "--work", str(Path(tmp) / "w"),
                         "--ldflag=-Wl,--strip-debug", "-o", str(bare)], cwd=REPO, check=True, capture_output=True)
         stdlib_only = bare.stat().st_size

@@ -23,7 +23,7 @@ def parse_size(text: str) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from .spec import Recipe
+    from .engine.spec import Recipe
 
     text = json.dumps(Recipe.model_json_schema(by_alias=True), indent=2) + "\n"
     if args.output:
@@ -34,7 +34,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from .engine import load_engine
+    from .engine.project import load_engine
 
     engine = load_engine(args.root)
     if args.json:
@@ -47,8 +47,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from .engine import load_engine
-    from .explain import explain
+    from .engine.explain import explain
+    from .engine.project import load_engine
 
     engine = load_engine(args.root)
     unknown = [t for t in args.tasks if t not in engine.graph.nodes]
@@ -59,8 +59,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
-    from .cache import ArtifactCache
-    from .config import load_config, project_paths
+    from .engine.cache import ArtifactCache
+    from .engine.config import load_config, project_paths
 
     paths = project_paths(args.root.resolve(), load_config(args.root.resolve()))
     removed, left = ArtifactCache(paths).prune(parse_size(args.max_size))
@@ -70,7 +70,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 def cmd_push(args: argparse.Namespace) -> int:
     """Seed the remote cache with what this checkout has built (up-to-date tasks only)."""
-    from .engine import load_engine
+    from .engine.project import load_engine
 
     engine = load_engine(args.root)
     if engine.remote is None:
@@ -94,8 +94,8 @@ def cmd_push(args: argparse.Namespace) -> int:
 
 
 def cmd_provision(args: argparse.Namespace) -> int:
-    from .config import load_config
-    from .provision import ensure_apt_packages, ensure_deb_src
+    from .engine.config import load_config
+    from .engine.provision import ensure_apt_packages, ensure_deb_src
 
     config = load_config(args.root.resolve())
     if not args.packages_only:
@@ -108,8 +108,8 @@ def cmd_provision(args: argparse.Namespace) -> int:
 
 
 def cmd_mkpkg(args: argparse.Namespace) -> int:
-    from .mkpkg import make_recipe, update_recipe
     from .paths import Paths
+    from .wasmbuild.mkpkg import make_recipe, update_recipe
 
     paths = Paths.for_project(args.root.resolve())
     if args.update:
@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except PipelineError as exc:
-        return report_error(exc, 2)
+        return report_error(exc)
 
 
 if __name__ == "__main__":

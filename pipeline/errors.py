@@ -1,13 +1,41 @@
-"""The one error type the engine raises for bad input."""
+"""One error and exit-code policy for every command of the project.
+
+User errors (bad recipe, config, argument, missing input) are `PipelineError`s and
+end a command with one `error:` line and `ExitCode.BAD_INPUT`. Subclasses that mean
+something else (a failed build step, a trapped guest) carry their own code.
+Task failures inside doit are reported by doit itself, as values (doit's own rule).
+
+Exit codes, the same for `python -m pipeline ...`, every `python -m pipeline.X`
+tool and `doit` load errors:
+
+    0    success
+    1    a build step, self-test or guest program failed (its log or traceback says why)
+    2    bad input: recipe, config, argument, missing file (one `error:` line)
+    3    machine code missing or stale for this wasmtime: run `doit codegen`
+    124  a guest exceeded its time limit
+    125  a guest trapped (or could not be instantiated)
+"""
 
 from __future__ import annotations
 
+import enum
 import sys
 from pathlib import Path
 
 
+class ExitCode(enum.IntEnum):
+    OK = 0
+    FAILED = 1
+    BAD_INPUT = 2
+    STALE_CODEGEN = 3
+    TIME_LIMIT = 124
+    TRAP = 125
+
+
 class PipelineError(Exception):
-    """A user-facing error: printed as one line, exits non-zero."""
+    """A user-facing error: printed as one line, exits with `exit_code`."""
+
+    exit_code: ExitCode = ExitCode.BAD_INPUT
 
 
 class RecipeError(PipelineError):
@@ -21,7 +49,15 @@ class RecipeError(PipelineError):
         super().__init__(f"{where}: {message}")
 
 
-def report_error(exc: Exception, exit_code: int = 1) -> int:
-    """How every `python -m pipeline...` command ends on bad input: one line, an exit code."""
+class TaskFailed(PipelineError):
+    """A build step, self-test or guest test run exited non-zero."""
+
+    exit_code = ExitCode.FAILED
+
+
+def report_error(exc: BaseException, exit_code: ExitCode | None = None) -> int:
+    """How every command ends on an error: one `error:` line, then its exit code."""
     print(f"error: {exc}", file=sys.stderr)
-    return exit_code
+    if exit_code is not None:
+        return int(exit_code)
+    return int(exc.exit_code) if isinstance(exc, PipelineError) else int(ExitCode.FAILED)

@@ -13,7 +13,13 @@ CODEGEN_TASK = "codegen"
 
 
 def default_cache_dir() -> Path:
-    """The artifact/source cache lives outside the checkout by default (XDG)."""
+    """The artifact/source cache lives outside the checkout by default (XDG).
+
+    $PIPELINE_CACHE_DIR wins; build steps get it set to the project's resolved cache
+    (pipeline.yaml's cache-dir included), so tools they run use the same one.
+    """
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
     return Path(base) / "pywasm-pipeline"
 

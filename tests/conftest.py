@@ -25,9 +25,8 @@ class Project:
     def env(self, **extra: str) -> dict[str, str]:
         # a developer's own remote cache never sees the fixtures
         env = {k: v for k, v in os.environ.items() if not k.startswith("PIPELINE_REMOTE_")}
-        env.update(
-            PYTHONPATH=str(REPO), PIPELINE_CACHE_DIR=str(self.cache), COUNT_FILE=str(self.count_file), **extra
-        )
+        env.update(PYTHONPATH=str(REPO), PIPELINE_CACHE_DIR=str(self.cache), COUNT_FILE=str(self.count_file))
+        env.update(extra)
         return env
 
     def doit(self, *args: str, check: bool = True, **env: str) -> subprocess.CompletedProcess[str]:

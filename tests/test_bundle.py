@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import PRINT_MESSAGE, REPO, build_freestanding_wasm
 
-from pipeline import bundle
+from pipeline.wasmbuild import bundle
 
 EPOCH = 1_700_000_000
 SHA = "ab" * 32
@@ -161,7 +161,7 @@ def test_tarball_is_reproducible(hello_wasm: Path, tmp_path: Path) -> None:
         base = tmp_path / f"run{i}"
         inputs = make_inputs(base / "in", hello_wasm, mtime=mtime, file_mode=mode)
         cmd = [
-            sys.executable, "-m", "pipeline.bundle", "assemble", "--out", str(base / "root"),
+            sys.executable, "-m", "pipeline.wasmbuild.bundle", "assemble", "--out", str(base / "root"),
             "--python-wasm", str(inputs["wasm"]), "--stdlib", str(inputs["stdlib"]),
             "--package", str(inputs["a"]), "--package", str(inputs["b"]), "--functions", str(inputs["func"]),
             "--meta", f"python={inputs['meta']}",

@@ -138,7 +138,7 @@ def test_runtime_root_tarball_is_reproducible_across_directories(chain: subproce
     for name in ("one", "two"):
         out = tmp_path / name / "deep" / "dir"
         out.mkdir(parents=True)
-        argv = [sys.executable, "-m", "pipeline.bundle", "assemble", "--out", str(out / "root"),
+        argv = [sys.executable, "-m", "pipeline.wasmbuild.bundle", "assemble", "--out", str(out / "root"),
                 "--python-wasm", str(BUILD / "link/python.wasm"),
                 "--stdlib", str(BUILD / "build_cpython/runtime/lib/python3.13"),
                 "--meta", f"python={BUILD / 'build_cpython/package.json'}",
@@ -179,8 +179,9 @@ def test_cpp_extension_builds_links_and_runs(chain: subprocess.CompletedProcess[
                            "archive": "static/cxxdemo._words.a", "cxx": True, "ldflags": []}]
     toolchain = json.loads((BUILD / "toolchain/toolchain.json").read_text())
     wasm = tmp_path / "python.wasm"
-    subprocess.run([sys.executable, "-m", "pipeline.link", "--cpython", str(BUILD / "build_cpython"),
+    subprocess.run([sys.executable, "-m", "pipeline.wasmbuild.link", "--cpython", str(BUILD / "build_cpython"),
                     "--package", str(BUILD / "packages/cxxdemo"), "--cc", toolchain["cc"], "--nm", toolchain["nm"],
+                    "--libcxx-lib", toolchain["libcxx_lib"],
                     "--work", str(tmp_path / "link"), "-o", str(wasm)], cwd=REPO, check=True, capture_output=True)
     run = subprocess.run(
         [sys.executable, "-m", "pipeline.wasm", "run", "--dir", f"{BUILD / 'build_cpython/runtime'}::/",

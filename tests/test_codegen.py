@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from conftest import PRINT_MESSAGE, REPO, build_freestanding_wasm
 
-from pipeline import codegen, wasm
+from pipeline.runtime import wasm
+from pipeline.wasmbuild import codegen
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +50,7 @@ def test_writes_artifacts_and_index_then_reuses(progs: dict[str, Path], tmp_path
     index = json.loads((target / "index.json").read_text())
     assert sorted(index) == ["bin/python.wasm", "lib/x/tool.wasm"]
     entry = index["bin/python.wasm"]
-    key = codegen.artifact_key(engine, root / "bin/python.wasm")
+    key = wasm.artifact_key(engine, root / "bin/python.wasm")
     assert entry["key"] == key and entry["artifact"] == f"{key}.cwasm"
     assert entry["fingerprint"] == wasm.compat_fingerprint(engine)
     assert len(entry["wasm_sha256"]) == 64
@@ -62,7 +63,7 @@ def test_writes_artifacts_and_index_then_reuses(progs: dict[str, Path], tmp_path
     assert artifact.stat().st_mtime_ns == mtime
 
     run_engine = wasm.make_engine()  # a run engine finds what a compile engine made
-    found = codegen.find_artifact(out, run_engine, root / "bin/python.wasm")
+    found = wasm.find_artifact(out, run_engine, root / "bin/python.wasm")
     assert found == artifact
     assert run_artifact(run_engine, root / "bin/python.wasm", found, tmp_path / "o.txt") == "one\n"
 
@@ -72,14 +73,14 @@ def test_changed_wasm_is_stale_until_codegen_reruns(progs: dict[str, Path], tmp_
     out = tmp_path / "codegen"
     engine = wasm.make_engine()
     codegen.generate(root, out, engine)
-    old_key = codegen.artifact_key(engine, root / "bin/python.wasm")
+    old_key = wasm.artifact_key(engine, root / "bin/python.wasm")
 
     make_root(tmp_path, progs, python="v2")
     python = root / "bin/python.wasm"
-    new_key = codegen.artifact_key(engine, python)
+    new_key = wasm.artifact_key(engine, python)
     assert new_key != old_key
-    with pytest.raises(codegen.StaleCodegen) as err:
-        codegen.find_artifact(out, engine, python, "bin/python.wasm")
+    with pytest.raises(wasm.StaleCodegen) as err:
+        wasm.find_artifact(out, engine, python, "bin/python.wasm")
     message = str(err.value)
     assert "no machine code for bin/python.wasm (sha256 " in message
     assert f"wasmtime {wasm.wasmtime_version()} / {wasm.host_triple()}" in message
@@ -87,7 +88,7 @@ def test_changed_wasm_is_stale_until_codegen_reruns(progs: dict[str, Path], tmp_
 
     result = codegen.generate(root, out, engine)
     assert result.compiled == ["bin/python.wasm"] and result.reused == ["lib/x/tool.wasm"]
-    found = codegen.find_artifact(out, engine, python)
+    found = wasm.find_artifact(out, engine, python)
     assert found.name == f"{new_key}.cwasm"
     assert run_artifact(engine, python, found, tmp_path / "o.txt") == "two\n"
     # the old artifact stays: going back to v1 needs no recompile
@@ -99,14 +100,14 @@ def test_fingerprint_change_gives_new_key(progs: dict[str, Path], tmp_path: Path
     root = make_root(tmp_path, progs)
     python = root / "bin/python.wasm"
     plain, fuel = wasm.make_engine(), wasm.make_engine(fuel=True)
-    assert codegen.artifact_key(plain, python) != codegen.artifact_key(fuel, python)
-    assert codegen.artifact_key(plain, python) != codegen.artifact_key(
+    assert wasm.artifact_key(plain, python) != wasm.artifact_key(fuel, python)
+    assert wasm.artifact_key(plain, python) != wasm.artifact_key(
         wasm.make_engine(max_wasm_stack=4 * wasm.MIB), python
     )
     out = tmp_path / "codegen"
     codegen.generate(root, out, plain)
-    with pytest.raises(codegen.StaleCodegen):
-        codegen.find_artifact(out, fuel, python)
+    with pytest.raises(wasm.StaleCodegen):
+        wasm.find_artifact(out, fuel, python)
 
 
 def test_pulley_target_has_its_own_directory(progs: dict[str, Path], tmp_path: Path) -> None:
@@ -114,8 +115,8 @@ def test_pulley_target_has_its_own_directory(progs: dict[str, Path], tmp_path: P
     out = tmp_path / "codegen"
     result = codegen.generate(root, out, wasm.make_engine("pulley64", for_run=False))
     assert result.compiled and (out / "pulley64" / "index.json").is_file()
-    with pytest.raises(codegen.StaleCodegen):  # nothing for the host target yet
-        codegen.find_artifact(out, wasm.make_engine(), root / "bin/python.wasm")
+    with pytest.raises(wasm.StaleCodegen):  # nothing for the host target yet
+        wasm.find_artifact(out, wasm.make_engine(), root / "bin/python.wasm")
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO, build_freestanding_wasm
 
-from pipeline import faasm_host, wasm
+from pipeline.runtime import faasm_host, wasm
 
 PYFAASM_SRC = REPO / "recipes" / "packages" / "pyfaasm" / "src" / "src"
 

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from conftest import REPO, build_freestanding_wasm
 
-from pipeline import codegen, invoke, wasm
+from pipeline.runtime import invoke, wasm
+from pipeline.wasmbuild import codegen
 
 FAKE_PYTHON = r"""
 typedef unsigned long size_t;

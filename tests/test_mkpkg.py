@@ -11,12 +11,13 @@ from typing import Any
 import pytest
 import yaml
 
-from pipeline import mkpkg, sources
+from pipeline.engine import sources
+from pipeline.engine.loader import load_recipe
+from pipeline.engine.sources import fetch_source
 from pipeline.errors import PipelineError, RecipeError
-from pipeline.hashing import sha256_file
-from pipeline.loader import load_recipe
+from pipeline.files import sha256_file
 from pipeline.paths import Paths
-from pipeline.sources import fetch_source
+from pipeline.wasmbuild import mkpkg
 
 REPO = Path(__file__).resolve().parent.parent
 SIX_16 = "1e61c37477a1626458e36f7b1d82aa5c9b094fa4802892072e49de9c60c4c926"

@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 from conftest import Project, make_project
 
-from pipeline.cache import ArtifactCache
+from pipeline.engine.cache import ArtifactCache
+from pipeline.engine.remote import FileStore, RemoteCache, RemoteError, parse_entry, remote_from
+from pipeline.engine.state import make_manifest
 from pipeline.paths import Paths
-from pipeline.remote import FileStore, RemoteCache, RemoteError, parse_entry, remote_from
-from pipeline.state import make_manifest
 
 NGINX = shutil.which("nginx") or shutil.which("/usr/sbin/nginx")
 NGINX_CONF = """\

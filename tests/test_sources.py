@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import hashing
+from pipeline.engine import hashing
+from pipeline.engine.hashing import StatCache
+from pipeline.engine.sources import fetch_source, safe_extract, unpack_source
+from pipeline.engine.spec import Source
 from pipeline.errors import PipelineError, RecipeError
-from pipeline.hashing import StatCache, sha256_file
+from pipeline.files import sha256_file
 from pipeline.paths import Paths
-from pipeline.sources import fetch_source, safe_extract, unpack_source
-from pipeline.spec import Source
 
 
 def make_tar(path: Path, members: list[tarfile.TarInfo], data: bytes = b"x") -> Path:
@@ -109,7 +110,7 @@ def test_stat_cache_reads_an_unchanged_file_once(tmp_path: Path, monkeypatch: py
 
 
 def test_toolchain_probe_runs_a_tool_once_until_it_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from pipeline.keys import probe_toolchain
+    from pipeline.engine.keys import probe_toolchain
 
     calls = tmp_path / "calls"
     tool = tmp_path / "bin" / "fake-cc"

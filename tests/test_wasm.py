@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import wasmtime
 
-from pipeline import wasm
+from pipeline.runtime import wasm
 
 CLANG = shutil.which("clang-19")
 pytestmark = pytest.mark.skipif(CLANG is None, reason="clang-19 not installed")

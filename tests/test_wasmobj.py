@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import wasm
 from pipeline.errors import PipelineError
-from pipeline.wasmobj import localize_globals
+from pipeline.runtime import wasm
+from pipeline.wasmbuild.wasmobj import localize_globals
 
 TOOLS = {tool: shutil.which(f"{tool}-19") for tool in ("clang", "wasm-ld", "llvm-ar", "llvm-nm")}
 pytestmark = pytest.mark.skipif(None in TOOLS.values(), reason="LLVM 19 for wasm32 not installed")

@@ -1,0 +1,22 @@
+"""The generic build engine: recipe files -> validated models -> graph -> keys -> doit tasks -> build/.
+
+It knows nothing of WebAssembly. Modules, in the order data flows through them:
+
+    spec      recipe and config models (pydantic, kebab-case aliases)
+    config    pipeline.yaml, and the LLVM cross-toolchain description templates see as `tc`
+    loader    finds recipe files, validates them
+    graph     dependency resolution, cycles, topological order (graphlib)
+    render    jinja2 over every string field
+    toolkeys  the import closure of our own Python tools a task runs (keyed automatically)
+    keys      task keys: everything that can change an output
+    hashing   the stat cache (digests of unchanged files are not re-read)
+    state     per-task records and the up-to-date check
+    cache     local content-addressed artifact cache; remote: shared caches
+    sources   fetch, verify, extract, patch
+    builders  the few builders (shell, autotools, python-package)
+    runner    one task: restore or build atomically, self-test, record
+    tasks     doit task dicts; reporter: progress lines; explain: why a task would run
+    project   the loaded project (config, recipes, graph, keys) and the build lock
+"""
+
+ENGINE_VERSION = "2"  # bump when what a key means changes

@@ -1,0 +1,90 @@
+"""The local content-addressed artifact cache: task key -> output tree.
+
+An entry is a directory `<key>/` holding `tree/` and `manifest.json`; it is
+assembled under a temporary name and renamed into place, so a reader never sees
+half an entry. Restores verify every file's sha256 before use.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..files import read_json, write_json_atomic
+from ..paths import Paths
+from .state import Manifest, make_manifest
+
+
+@dataclass(frozen=True)
+class ArtifactCache:
+    paths: Paths
+
+    def entry(self, key: str) -> Path:
+        return self.paths.artifact_dir(key)
+
+    def has(self, key: str) -> bool:
+        return (self.entry(key) / "manifest.json").is_file()
+
+    def build_seconds(self, key: str) -> float | None:
+        """How long the build that made this entry took (for figures, not decisions)."""
+        meta = read_json(self.entry(key) / "meta.json")
+        return meta.get("build_seconds") if isinstance(meta, dict) else None
+
+    def store(self, key: str, tree: Path, manifest: Manifest, build_seconds: float | None = None) -> None:
+        final = self.entry(key)
+        if final.exists():
+            return
+        tmp = final.with_name(f".tmp-{key}-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        shutil.copytree(tree, tmp / "tree", symlinks=True)
+        write_json_atomic(tmp / "manifest.json", manifest)
+        if build_seconds is not None:
+            write_json_atomic(tmp / "meta.json", {"build_seconds": round(build_seconds, 3)})
+        try:
+            os.rename(tmp, final)
+        except OSError:  # another process stored the same key first
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def restore(self, key: str, dest: Path) -> tuple[Manifest | None, str | None]:
+        """Copy the entry to `dest` and verify it: (manifest, None) or (None, why)."""
+        entry = self.entry(key)
+        manifest = read_json(entry / "manifest.json")
+        if not isinstance(manifest, dict):
+            self.evict(key)
+            return None, "unreadable manifest"
+        try:
+            shutil.copytree(entry / "tree", dest, symlinks=True)
+        except OSError as exc:
+            self.evict(key)
+            return None, f"copy failed: {exc}"
+        problem = None if make_manifest(dest) == manifest else "content does not match its manifest"
+        if problem:
+            self.evict(key)
+            shutil.rmtree(dest, ignore_errors=True)
+            return None, problem
+        os.utime(entry / "manifest.json")  # last use, for pruning
+        return manifest, None
+
+    def evict(self, key: str) -> None:
+        shutil.rmtree(self.entry(key), ignore_errors=True)
+
+    def prune(self, max_bytes: int) -> tuple[int, int]:
+        """Drop least recently used entries until the cache fits: (removed, bytes left)."""
+        entries = []
+        for manifest in self.paths.artifacts.glob("*/*/manifest.json"):
+            data = read_json(manifest) or {}
+            size = sum(item[0] for item in data.values() if item and item[0] != "link")
+            entries.append((manifest.stat().st_mtime, size, manifest.parent.name))
+        entries.sort()
+        total = sum(size for _, size, _ in entries)
+        removed = 0
+        for _, size, key in entries:
+            if total <= max_bytes:
+                break
+            self.evict(key)
+            total -= size
+            removed += 1
+        return removed, total

@@ -1,0 +1,106 @@
+"""jinja2 rendering of recipe text: sandboxed, StrictUndefined, one context per task."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import sys
+from typing import Any
+
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment
+from pydantic import ValidationError
+
+from ..errors import RecipeError
+from ..paths import Paths
+from .config import ProjectConfig, describe_toolchain, first_error
+from .graph import Graph
+from .loader import RecipeFile
+from .spec import Recipe
+
+# Fields that decide graph shape or pin content are read before rendering and
+# must stay literal; a template there would be ignored, so it is refused.
+LITERAL_FIELDS = ("package", "depends", "requirements", "source.sha256", "source.patches")
+
+
+def make_environment() -> SandboxedEnvironment:
+    return SandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+
+
+def sysroot_path(paths: Paths, config: ProjectConfig) -> str:
+    if not config.sysroot_recipe:
+        return ""
+    return str(paths.output_dir(config.sysroot_recipe) / "sysroot")
+
+
+def host_facts() -> dict[str, str]:
+    """Facts about this machine that templates may use; computed once per load."""
+    return {
+        "python": sys.executable,
+        "run_wasm": f"{sys.executable} -m pipeline.runtime.wasm run",
+        # The runtime that runs and AOT-compiles wasm: its version keys machine code.
+        "wasmtime_version": importlib.metadata.version("wasmtime"),
+    }
+
+
+def template_context(
+    paths: Paths, config: ProjectConfig, graph: Graph, task: str, host: dict[str, str]
+) -> dict[str, Any]:
+    entry = graph.nodes[task]
+    deps = {
+        graph.nodes[dep].recipe.name: {"out": str(paths.output_dir(dep)), "version": graph.nodes[dep].recipe.version}
+        for dep in graph.deps[task]
+    }
+    sysroot = sysroot_path(paths, config)
+    packages = [
+        {"name": graph.nodes[t].recipe.name, "out": str(paths.output_dir(t)), "version": graph.nodes[t].recipe.version}
+        for t in sorted(graph.closure(task) - {task})
+        if graph.nodes[t].is_package
+    ]
+    source = entry.recipe.source
+    return {
+        "config": config.model_dump(),
+        "target": config.target,
+        "tc": describe_toolchain(config, sysroot),
+        "sysroot": sysroot,
+        "deps": deps,
+        "packages": packages,  # every package recipe this task depends on, transitively
+        "source_sha256": source.sha256 if source else None,
+        "name": entry.recipe.name,
+        "version": entry.recipe.version,
+        "out": str(paths.output_dir(task)),
+        "root": str(paths.root),
+        "recipe_dir": str(entry.folder),
+        **host,
+    }
+
+
+def render_value(env: SandboxedEnvironment, value: Any, context: dict[str, Any], rel: str, field: str) -> Any:
+    if isinstance(value, str):
+        if "{{" not in value and "{%" not in value:
+            return value
+        if field.startswith(LITERAL_FIELDS):
+            raise RecipeError(rel, field, "templates are not allowed in this field")
+        try:
+            return env.from_string(value).render(context)
+        except jinja2.UndefinedError as exc:
+            raise RecipeError(rel, field, f"undefined template variable: {exc.message}") from None
+        except jinja2.TemplateError as exc:
+            raise RecipeError(rel, field, f"template error: {exc}") from None
+    if isinstance(value, dict):
+        return {k: render_value(env, v, context, rel, f"{field}.{k}" if field else k) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [render_value(env, v, context, rel, f"{field}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def render_recipe(paths: Paths, config: ProjectConfig, graph: Graph, task: str, host: dict[str, str]) -> Recipe:
+    entry: RecipeFile = graph.nodes[task]
+    context = template_context(paths, config, graph, task, host)
+    raw = entry.recipe.model_dump(by_alias=True, exclude_defaults=True)
+    rendered = render_value(make_environment(), raw, context, entry.rel, "")
+    if rendered == raw:  # nothing templated: the validated model stands as it is
+        return entry.recipe
+    try:
+        return Recipe.model_validate(rendered)
+    except ValidationError as exc:
+        raise first_error(entry.rel, exc) from None

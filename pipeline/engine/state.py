@@ -1,0 +1,57 @@
+"""What a finished task leaves behind: its key, key inputs and output manifest.
+
+A task is up to date only if its recorded key equals the computed key and its
+output still matches the recorded manifest. The record is written last, after
+the output is in place, and removed first, before the output is touched.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+from ..files import read_json, sha256_file
+from .hashing import walk_relative
+
+Manifest = dict[str, list[Any]]  # relative path -> [size, sha256] or ["link", target]
+
+
+def make_manifest(top: Path) -> Manifest:
+    manifest: Manifest = {}
+    for rel, entry in walk_relative(str(top)):
+        if entry.is_symlink():
+            manifest[rel] = ["link", os.readlink(entry.path)]
+        else:
+            manifest[rel] = [entry.stat().st_size, sha256_file(Path(entry.path))]
+    return manifest
+
+
+def manifest_problem(top: Path, manifest: Manifest, verify: bool) -> str | None:
+    """Why `top` no longer matches `manifest`, or None when it does."""
+    base = str(top)
+    for rel, entry in manifest.items():
+        path = os.path.join(base, rel)
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return f"{rel}: missing"
+        if entry[0] == "link":
+            if not stat.S_ISLNK(st.st_mode) or os.readlink(path) != entry[1]:
+                return f"{rel}: link changed"
+            continue
+        if st.st_size != entry[0]:
+            return f"{rel}: size {st.st_size} != recorded {entry[0]}"
+        if verify and sha256_file(Path(path)) != entry[1]:
+            return f"{rel}: content changed"
+    return None
+
+
+def read_state(path: Path) -> dict[str, Any] | None:
+    state = read_json(path)
+    return state if isinstance(state, dict) and "key" in state else None
+
+
+def clear_state(path: Path) -> None:
+    path.unlink(missing_ok=True)

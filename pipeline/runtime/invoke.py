@@ -1,0 +1,317 @@
+"""Upload Python functions and invoke them on python.wasm, like a serverless platform.
+
+A function is one file stored at STORE/<user>/<func>/function.py. An invocation runs
+RUNTIME_ROOT/bin/python.wasm from its precompiled machine code (see pipeline.codegen) with
+the runtime root preopened as "/", the function's directory as "/func" and a fresh
+scratch directory as "/tmp", and argv ``python /func/function.py`` (``python -m pyfaasm.run
+/func/function.py`` when the runtime has the function API, see pipeline.faasm_host: then
+entry functions run and chained calls start in fresh instances of the same module).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import re
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+import wasmtime
+
+from ..errors import ExitCode, PipelineError, report_error
+from ..paths import CODEGEN_TASK, Paths
+from . import faasm_host, wasm
+from .wasm import StaleCodegen, find_artifact
+
+FUNCTION_FILE = "function.py"
+GUEST_FUNC_DIR = "/func"
+GUEST_ARGV = ("python", f"{GUEST_FUNC_DIR}/{FUNCTION_FILE}")
+# PYTHONHOME=/ makes prefix = exec_prefix = "/": the stdlib is found at /lib/python3.13
+# with no "Could not find platform ... libraries" warning.
+GUEST_ENV = {"PYTHONHOME": "/", "TMPDIR": "/tmp", "PYTHONDONTWRITEBYTECODE": "1"}
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+DEFAULT_MEMORY_MIB = 512
+DEFAULT_CONCURRENCY = 2
+
+EXAMPLES = """\
+examples:
+  python -m pipeline.invoke upload python hello func/python/hello.py
+  python -m pipeline.invoke run python hello
+  python -m pipeline.invoke run python hello --input 'some stdin' --timeout 10
+  python -m pipeline.invoke run --file func/python/hello.py --jit
+  python -m pipeline.invoke run --file func/python/fanout.py --input 50 --max-concurrency 2
+  python -m pipeline.invoke run --file func/python/slow.py --timeout 2 --memory-limit 256
+
+defaults (relative to --project, the current directory unless given):
+  store build/function-store, runtime root build/runtime_root/root, codegen build/codegen,
+  interpreter RUNTIME_ROOT/bin/python.wasm
+
+exit status: the function's own (0, or 1 for an uncaught exception, whose traceback
+is on stderr); otherwise the project's exit codes (pipeline.errors): 2 bad usage or missing
+files; 3 no machine code for this python.wasm and wasmtime (run `doit codegen`, or pass
+--jit); 124 time limit; 125 wasm trap.
+"""
+
+
+class InvokeError(PipelineError):
+    """Missing function, runtime root or interpreter; bad names."""
+
+
+@dataclass(frozen=True)
+class Project:
+    """Default locations, from the one place paths are computed (pipeline.paths)."""
+
+    root: Path
+
+    @property
+    def paths(self) -> Paths:
+        return Paths.for_project(self.root)
+
+    @property
+    def store(self) -> Path:
+        return self.paths.function_store
+
+    @property
+    def runtime_root(self) -> Path:
+        return self.paths.runtime_root_tree
+
+    @property
+    def codegen(self) -> Path:
+        return self.paths.output_dir(CODEGEN_TASK)
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """One run of one function. codegen_dir None means JIT-compile python.wasm."""
+
+    runtime_root: Path
+    python_wasm: Path
+    function_dir: Path
+    codegen_dir: Path | None
+    input_text: str | None = None
+    timeout_s: float | None = None
+    memory_limit_mib: int | None = DEFAULT_MEMORY_MIB
+    max_concurrency: int = DEFAULT_CONCURRENCY
+    output: Path | None = None  # the main call's set_output bytes; None: stdout
+
+
+def check_name(kind: str, name: str) -> str:
+    if not NAME.match(name):
+        raise InvokeError(f"{kind} {name!r}: use letters, digits, '_', '.', '-' (not starting with '.' or '-')")
+    return name
+
+
+def function_dir(store: Path, user: str, func: str) -> Path:
+    return store / check_name("user", user) / check_name("function", func)
+
+
+def upload(store: Path, user: str, func: str, source: Path) -> Path:
+    """Copy source into the store as the function's function.py (atomically)."""
+    if not source.is_file():
+        raise InvokeError(f"{source}: no such file")
+    dest_dir = function_dir(store, user, func)
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix=".upload.", suffix=".tmp")
+    os.close(fd)
+    try:
+        shutil.copyfile(source, tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, dest_dir / FUNCTION_FILE)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return dest_dir / FUNCTION_FILE
+
+
+def _label(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def load_python(inv: Invocation, engine: wasmtime.Engine) -> wasmtime.Module:
+    """python.wasm's module: from codegen's artifact (StaleCodegen if none), or JIT."""
+    if inv.codegen_dir is None:
+        return wasm.load_module(engine, inv.python_wasm)
+    artifact = find_artifact(inv.codegen_dir, engine, inv.python_wasm, _label(inv.python_wasm, inv.runtime_root))
+    try:
+        return wasm.load_module(engine, inv.python_wasm, artifact)
+    except wasmtime.WasmtimeError as exc:
+        raise StaleCodegen(f"{artifact}: cannot load ({exc}): run `doit codegen`") from None
+
+
+def _check_inputs(inv: Invocation) -> None:
+    if not inv.runtime_root.is_dir():
+        raise InvokeError(f"runtime root {inv.runtime_root}: not a directory (build it first)")
+    if not inv.python_wasm.is_file():
+        raise InvokeError(f"interpreter {inv.python_wasm}: no such file")
+    if not (inv.function_dir / FUNCTION_FILE).is_file():
+        raise InvokeError(f"{inv.function_dir / FUNCTION_FILE}: no such function (upload it first)")
+
+
+def guest_argv(runtime_root: Path) -> tuple[str, ...]:
+    """`python -m pyfaasm.run FILE` (entry functions, chaining) if the runtime has pyfaasm."""
+    if any(runtime_root.glob("lib/python3.*/site-packages/pyfaasm/")):
+        return ("python", *faasm_host.RUNNER_ARGV, GUEST_ARGV[1])
+    return GUEST_ARGV
+
+
+def guest_for(inv: Invocation) -> faasm_host.Guest:
+    """What every call of this invocation runs: argv, environment, read-only mounts."""
+    return faasm_host.Guest(
+        argv=guest_argv(inv.runtime_root),
+        env=dict(GUEST_ENV),
+        preopens=((inv.runtime_root, "/"), (inv.function_dir, GUEST_FUNC_DIR)),
+        read_only=frozenset({"/", GUEST_FUNC_DIR}),
+    )
+
+
+def limits_for(inv: Invocation) -> faasm_host.Limits:
+    return faasm_host.Limits(
+        timeout_s=inv.timeout_s,
+        memory_bytes=None if inv.memory_limit_mib is None else inv.memory_limit_mib * wasm.MIB,
+        max_concurrency=inv.max_concurrency,
+    )
+
+
+def emit(stream: TextIO, data: bytes) -> None:
+    stream.flush()
+    if hasattr(stream, "buffer"):
+        stream.buffer.write(data)
+    else:
+        stream.write(data.decode(errors="replace"))
+    stream.flush()
+
+
+def deliver(inv: Invocation, main: faasm_host.Call) -> None:
+    """The main call's stdout, stderr and output; its limit or trap as an exception."""
+    emit(sys.stdout, main.stdout)
+    emit(sys.stderr, main.stderr)
+    if inv.output is not None:
+        inv.output.write_bytes(main.output)
+    elif main.output:
+        emit(sys.stdout, main.output if main.output.endswith(b"\n") else main.output + b"\n")
+    if main.failure == "timeout":
+        raise wasm.TimeLimitExceeded(main.message)
+    if main.failure == "trap":
+        raise wasm.WasmTrap(main.message)
+    if main.failure == "memory":
+        print(f"error: {main.message}", file=sys.stderr)
+
+
+def invoke(inv: Invocation) -> int:
+    """Run the function (its main call and any chained calls); returns the main call's exit
+    status. Raises StaleCodegen, WasmTrap (TimeLimitExceeded)."""
+    _check_inputs(inv)
+    engine = wasm.make_engine()
+    module = load_python(inv, engine)
+    with tempfile.TemporaryDirectory(prefix="invoke-") as scratch:
+        stdin = None
+        if inv.input_text is not None:
+            stdin = Path(scratch) / "stdin"  # outside every preopen
+            stdin.write_text(inv.input_text)
+        data = (inv.input_text or "").encode()
+        with faasm_host.FaasmHost(engine, module, guest_for(inv), limits_for(inv), Path(scratch)) as host:
+            main = host.run_main(data, stdin)
+    deliver(inv, main)
+    return main.code if main.code is not None else ExitCode.TRAP
+
+
+def invoke_file(inv: Invocation, source: Path) -> int:
+    """Run a file directly, from a throwaway function directory (no upload)."""
+    if not source.is_file():
+        raise InvokeError(f"{source}: no such file")
+    with tempfile.TemporaryDirectory(prefix="invoke-func-") as func_dir:
+        shutil.copyfile(source, Path(func_dir) / FUNCTION_FILE)
+        return invoke(dataclasses.replace(inv, function_dir=Path(func_dir)))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.invoke", description=__doc__.split("\n")[0],
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("upload", help="store a function file", epilog=EXAMPLES,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    up.add_argument("user")
+    up.add_argument("func")
+    up.add_argument("file", type=Path, metavar="FILE.py")
+    run = sub.add_parser("run", help="invoke a stored function (or --file)", epilog=EXAMPLES,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    run.add_argument("user", nargs="?")
+    run.add_argument("func", nargs="?")
+    run.add_argument("--file", type=Path, metavar="FILE.py", help="run this file directly instead of USER FUNC")
+    run.add_argument("--root", type=Path, metavar="RUNTIME_ROOT", help="preopened as / (default build/runtime_root)")
+    run.add_argument("--python-wasm", type=Path, metavar="FILE", help="default RUNTIME_ROOT/bin/python.wasm")
+    run.add_argument("--codegen", type=Path, metavar="DIR", help="pipeline.codegen output (default build/codegen)")
+    run.add_argument("--jit", action="store_true", help="compile python.wasm now instead of using --codegen")
+    run.add_argument("--input", metavar="TEXT", help="the function's stdin (default: empty)")
+    run.add_argument("--timeout", type=float, metavar="S",
+                     help="time limit per call in seconds (time blocked in await_call not counted)")
+    run.add_argument("--memory-limit", type=int, default=DEFAULT_MEMORY_MIB, metavar="MIB",
+                     help=f"linear memory limit per call (default {DEFAULT_MEMORY_MIB})")
+    run.add_argument("--max-concurrency", type=int, default=DEFAULT_CONCURRENCY, metavar="N",
+                     help=f"chained calls running at once (default {DEFAULT_CONCURRENCY})")
+    run.add_argument("--output", type=Path, metavar="FILE",
+                     help="write the function's output (set_output) here (default: stdout, after its prints)")
+    for p in (up, run):
+        p.add_argument("--store", type=Path, metavar="DIR", help="function store (default build/function-store)")
+        p.add_argument("--project", type=Path, default=Path.cwd(), metavar="DIR",
+                       help="project root the defaults are relative to (default: cwd)")
+    return parser
+
+
+def _run_invocation(args: argparse.Namespace, project: Project) -> Invocation:
+    if args.file is not None and (args.user or args.func):
+        raise InvokeError("give either USER FUNC or --file, not both")
+    if args.file is None and not (args.user and args.func):
+        raise InvokeError("run needs USER FUNC (or --file FILE.py)")
+    if args.max_concurrency < 1:
+        raise InvokeError("--max-concurrency must be at least 1")
+    root = args.root or project.runtime_root
+    func_dir = Path() if args.file else function_dir(args.store or project.store, args.user, args.func)
+    return Invocation(
+        runtime_root=root,
+        python_wasm=args.python_wasm or root / "bin" / "python.wasm",
+        function_dir=func_dir,
+        codegen_dir=None if args.jit else (args.codegen or project.codegen),
+        input_text=args.input,
+        timeout_s=args.timeout,
+        memory_limit_mib=args.memory_limit,
+        max_concurrency=args.max_concurrency,
+        output=args.output,
+    )
+
+
+def cmd_run(args: argparse.Namespace, project: Project) -> int:
+    inv = _run_invocation(args, project)
+    try:
+        return invoke_file(inv, args.file) if args.file else invoke(inv)
+    except StaleCodegen as exc:
+        return report_error(StaleCodegen(f"{exc} (or pass --jit)"))
+    except wasmtime.WasmtimeError as exc:
+        return report_error(wasm.WasmTrap(f"cannot load {inv.python_wasm}: {exc}"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    project = Project(args.project)
+    try:
+        if args.command == "upload":
+            dest = upload(args.store or project.store, args.user, args.func, args.file)
+            print(f"uploaded {args.user}/{args.func}: {dest}")
+            return 0
+        return cmd_run(args, project)
+    except PipelineError as exc:  # WasmTrap and TimeLimitExceeded carry their own exit codes
+        return report_error(exc)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

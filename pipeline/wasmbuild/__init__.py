@@ -1,0 +1,13 @@
+"""The wasm build tools recipes run (`python -m pipeline.wasmbuild.X` in their steps).
+
+    pypackage  the python-package builder: a wheel from an sdist with cross-compiler stand-ins
+    crosscc    those stand-ins: compiles go to clang for the target, "shared" links make archives
+    wasmobj    one symbol namespace per extension module (localizes globals in a wasm object)
+    link       python.wasm relinked with every package's extensions as built-in modules
+    bundle     the runtime root: python.wasm, stdlib, site-packages, functions, manifest, tarball
+    codegen    ahead-of-time machine code for every .wasm of a runtime root
+    regrtest   passed/failed/skipped per test module from JUnit reports
+    mkpkg      a package recipe from PyPI metadata
+
+Uses the engine (recipes, sources) and the runtime (running wasm); neither uses it.
+"""

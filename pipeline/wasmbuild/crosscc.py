@@ -1,0 +1,158 @@
+"""Compiler and linker stand-ins that turn a host extension build into wasm32 archives.
+
+Build backends (setuptools, ...) run under the native build-python and believe
+they build shared libraries for it. With CC/CXX/LDSHARED pointing here:
+- `cc`/`c++` drop host-only flags (-fPIC: no dylink here) and run the wasm compiler,
+  logging each compile so it can be replayed;
+- `ldshared` writes a static archive where the `.so` was expected. WASI has no
+  dlopen: the `link` step puts these archives into python.wasm as built-ins.
+  Its init symbol is renamed to a name unique to the dotted module name (two
+  packages may both have `_speedups`) by recompiling the one object defining it.
+
+Configuration comes from the environment the package builder sets (CROSS_*).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+from .wasmobj import localize_globals
+
+DROP_FLAGS = frozenset({"-fPIC", "-fpic", "-pthread", "-shared", "-fno-semantic-interposition"})
+HOST_PATH = re.compile(r"^-[IL](/usr/(local/)?(include|lib)|/usr/lib/x86_64-linux-gnu)")
+SO_SUFFIX = re.compile(r"(\.cpython-[^.]+|\.abi3)?\.so$")
+
+
+def init_symbol(dotted: str) -> str:
+    """PyInit symbol for a built-in module; unique per dotted name."""
+    return "PyInit_" + dotted.replace(".", "__")
+
+
+def module_name(so_path: str) -> str:
+    """`build/lib.linux-x86_64-cpython-313/markupsafe/_speedups.cpython-313-...so` -> dotted."""
+    parts = Path(so_path).parts
+    start = next((i + 1 for i, part in enumerate(parts) if part.startswith("lib.") or part == "lib"), 0)
+    rel = "/".join(parts[start:])
+    return SO_SUFFIX.sub("", rel).replace("/", ".")
+
+
+def keep(arg: str, extra_drop: set[str]) -> bool:
+    return arg not in DROP_FLAGS and arg not in extra_drop and not HOST_PATH.match(arg)
+
+
+def compiler(lang: str) -> list[str]:
+    base = os.environ["CROSS_CXX" if lang == "c++" else "CROSS_CC"]
+    flags = os.environ.get("CROSS_CXXFLAGS" if lang == "c++" else "CROSS_CFLAGS", "")
+    return shlex.split(base) + shlex.split(flags)
+
+
+def log_event(event: dict[str, object]) -> None:
+    log = os.environ.get("CROSS_LOG")
+    if log:
+        with open(log, "a") as handle:
+            handle.write(json.dumps(event) + "\n")
+
+
+def run(argv: list[str]) -> int:
+    return subprocess.run(argv, check=False).returncode
+
+
+CXX_SOURCES = (".cpp", ".cc", ".cxx", ".C", ".c++")
+
+
+def compile_step(lang: str, args: list[str]) -> int:
+    if any(arg.endswith(CXX_SOURCES) for arg in args):
+        lang = "c++"  # some backends compile C++ sources with CC: give them libc++ anyway
+    host_include = {f"-I{p}" for p in os.environ.get("CROSS_DROP_INCLUDES", "").split(os.pathsep) if p}
+    argv = compiler(lang) + [a for a in args if keep(a, host_include)]
+    if "-c" in args and "-o" in args:
+        log_event({"kind": "compile", "lang": lang, "cwd": os.getcwd(), "argv": argv,
+                   "output": os.path.abspath(args[args.index("-o") + 1])})
+    return run(argv)
+
+
+def defines_symbol(obj: str, symbol: str) -> bool:
+    nm = os.environ.get("CROSS_NM", "llvm-nm")
+    out = subprocess.run([nm, "--defined-only", "--extern-only", "-j", obj], capture_output=True, text=True,
+                         check=False).stdout
+    return symbol in out.split()
+
+
+def compiles_by_output() -> dict[str, dict]:
+    log = os.environ.get("CROSS_LOG")
+    events: dict[str, dict] = {}
+    if log and os.path.exists(log):
+        with open(log) as handle:
+            for line in handle:
+                event = json.loads(line)
+                if event["kind"] == "compile":
+                    events[event["output"]] = event
+    return events
+
+
+def link_step(args: list[str], linker: str = "ldshared") -> int:
+    """Archive the objects instead of linking a shared library.
+
+    The module's objects and the static libraries it links (meson's helper
+    libraries) become one relocatable object in a one-member archive.
+    """
+    given = args[args.index("-o") + 1]
+    output = os.path.abspath(given)
+    objects = [a for a in args if a.endswith((".o", ".obj")) and os.path.exists(a)]
+    static_libs = [a for a in args if a.endswith(".a") and os.path.exists(a)]
+    libs = [a for a in args if a.startswith("-l")]
+    # Relative to the build's working dir (setuptools: build/lib.*/pkg/..., meson: pkg/...).
+    dotted = module_name(given)
+    short = "PyInit_" + dotted.rsplit(".", 1)[-1]
+    compiles = compiles_by_output()
+    for obj in objects:
+        if defines_symbol(obj, short):
+            event = compiles.get(os.path.abspath(obj))
+            if event is None:
+                print(f"crosscc: cannot rename {short}: no logged compile for {obj}", file=sys.stderr)
+                return 1
+            code = subprocess.run(event["argv"] + [f"-D{short}={init_symbol(dotted)}"], cwd=event["cwd"],
+                                  check=False).returncode
+            if code:
+                return code
+    os.makedirs(os.path.dirname(output), exist_ok=True)
+    if os.path.exists(output):
+        os.unlink(output)
+    # One object per module with only its init function global: a namespace of its
+    # own, as a shared library would have (see pipeline.wasmobj).
+    merged = f"{output}.o"
+    try:
+        code = run([os.environ.get("CROSS_LD", "wasm-ld"), "-r", "-o", merged, *objects, *static_libs])
+        if code:
+            return code
+        localize_globals(Path(merged), {init_symbol(dotted)})
+        code = run([os.environ.get("CROSS_AR", "llvm-ar"), "rcs", output, merged])
+    finally:
+        if os.path.exists(merged):
+            os.unlink(merged)
+    # Linked by the C++ driver (meson does so when any linked-in part is C++), or C++ objects.
+    uses_cxx = linker == "c++" or any(compiles.get(os.path.abspath(o), {}).get("lang") == "c++" for o in objects)
+    log_event({"kind": "extension", "module": dotted, "init": init_symbol(dotted), "output": output,
+               "libs": libs, "cxx": uses_cxx or "-lstdc++" in libs})
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] not in ("cc", "c++", "ldshared"):
+        print("usage: python -m pipeline.wasmbuild.crosscc cc|c++|ldshared ARGS...", file=sys.stderr)
+        return 2
+    mode, rest = args[0], args[1:]
+    # Some backends link C++ extensions with CXX itself: a compiler asked for a .so links too.
+    links = mode == "ldshared" or ("-c" not in rest and "-o" in rest and SO_SUFFIX.search(rest[rest.index("-o") + 1]))
+    return link_step(rest, mode) if links else compile_step(mode, rest)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
