@@ -10,6 +10,7 @@ CONFIG_FILE = "pipeline.yaml"
 CACHE_ENV = "PIPELINE_CACHE_DIR"
 RUNTIME_ROOT_TASK = "runtime_root"
 CODEGEN_TASK = "codegen"
+PACKAGE_GROUP = "packages"  # package recipes are the tasks packages:<name>
 
 
 def default_cache_dir() -> Path:

@@ -1,5 +1,4 @@
-"""Content hashing: canonical JSON, file digests, and a stat cache so an unchanged
-file is read once, not once per task per run."""
+"""File digests through a stat cache, so an unchanged file is read once, not once per task per run."""
 
 from __future__ import annotations
 
@@ -8,20 +7,27 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..files import sha256_file
 
+if TYPE_CHECKING:
+    from .memo import Witness
 
-def walk_relative(top: str) -> Iterator[tuple[str, os.DirEntry[str]]]:
+
+def walk_relative(
+    top: str, on_folder: Callable[[str], None] | None = None
+) -> Iterator[tuple[str, os.DirEntry[str]]]:
     """(relative posix path, entry) for every file and symlink below `top`, sorted.
 
     Plain strings and scandir, not pathlib: this runs over every input file on
-    every no-op run.
+    every no-op run. `on_folder` is told of every folder walked.
     """
     stack = [("", top)]
     while stack:
         prefix, folder = stack.pop()
+        if on_folder is not None:
+            on_folder(folder)
         with os.scandir(folder) as scan:
             entries = sorted(scan, key=lambda e: e.name)
         subdirs = []
@@ -42,8 +48,9 @@ class StatCache:
     Thread-safe: doit's worker threads check and run tasks side by side.
     """
 
-    def __init__(self, db_path: Path | None) -> None:
+    def __init__(self, db_path: Path | None, witness: Witness | None = None) -> None:
         self._db_path = db_path
+        self.witness = witness  # told of every file and folder consulted (the no-op memo)
         self._rows: dict[str, list[Any]] = {}
         self._dirty = False
         self._lock = threading.Lock()
@@ -62,6 +69,8 @@ class StatCache:
         """A fact about a file (its sha256, a tool's --version), recomputed only when it changes."""
         key = kind + path
         st = st or os.stat(path)
+        if self.witness is not None:
+            self.witness.saw_file(path, [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino])
         row = self._rows.get(key)
         if (
             row is not None
@@ -82,7 +91,8 @@ class StatCache:
         if top.is_file():
             return {top.name: self.digest(top)}
         out: dict[str, str] = {}
-        for rel, entry in walk_relative(str(top)):
+        on_folder = self.witness.saw_folder if self.witness is not None else None
+        for rel, entry in walk_relative(str(top), on_folder):
             if entry.is_symlink():
                 out[rel] = "link:" + os.readlink(entry.path)
             else:

@@ -119,6 +119,10 @@ class KeyComputer:
         self._inputs[task] = json.loads(make_portable(canonical_json(found), self.paths))
         return self._inputs[task]
 
+    def computed(self) -> dict[str, str]:
+        """Every key computed so far in this process."""
+        return dict(self._keys)
+
     def key(self, task: str) -> str:
         if task not in self._keys:
             self._keys[task] = sha256_text(canonical_json(self.inputs(task)))

@@ -8,11 +8,9 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from ..errors import RecipeError
-from ..paths import Paths
+from ..paths import PACKAGE_GROUP, Paths
 from .config import first_error, read_yaml
 from .spec import Builder, Recipe, check_recipe, pick_builder
-
-PACKAGE_GROUP = "packages"
 
 
 @dataclass(frozen=True)

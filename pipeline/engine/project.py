@@ -6,13 +6,9 @@ beyond memoized, content-derived values and the build-dir lock.
 
 from __future__ import annotations
 
-import fcntl
-import os
-import sys
-import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
 from ..paths import Paths
 from .cache import ArtifactCache
@@ -20,49 +16,16 @@ from .config import ProjectConfig, load_config, project_paths, remote_url
 from .graph import Graph, build_graph
 from .hashing import StatCache
 from .keys import KeyComputer
-from .loader import load_recipes
-from .render import host_facts, render_recipe
+from .loader import PACKAGE_GROUP, find_recipe_files, load_recipes
+from .lock import BuildLock
+from .memo import Witness, engine_code_files
+from .render import host_facts, render_recipe, wasmtime_metadata
 from .spec import Recipe
-from .state import manifest_problem, read_state
+from .state import Status, check_status, verify_requested
 
 if TYPE_CHECKING:
     from .remote import RemoteCache
 
-VERIFY_ENV = "PIPELINE_VERIFY"
-
-
-@dataclass
-class BuildLock:
-    """An exclusive flock on build/.lock, held until the process exits."""
-
-    path: Path
-    _handle: IO[str] | None = None
-    _guard: threading.Lock = field(default_factory=threading.Lock)  # doit's worker threads
-
-    def acquire(self) -> None:
-        with self._guard:
-            if self._handle is not None:
-                return
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            handle = open(self.path, "a+")  # noqa: SIM115 - held open: the lock lives with it
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                handle.seek(0)
-                holder = handle.read().strip() or "?"
-                print(f"waiting for another run holding {self.path} (pid {holder})...", file=sys.stderr, flush=True)
-                fcntl.flock(handle, fcntl.LOCK_EX)
-            handle.seek(0)
-            handle.truncate()
-            handle.write(str(os.getpid()))
-            handle.flush()
-            self._handle = handle
-
-
-@dataclass(frozen=True)
-class Status:
-    up_to_date: bool
-    reason: str
 
 
 @dataclass
@@ -82,16 +45,15 @@ class Engine:
         self.lock.acquire()
         key = self.keys.key(task)
         self.keys.stat_cache.flush()
-        state = read_state(self.paths.state_file(task))
-        if state is None:
-            return Status(False, "never built")
-        if state["key"] != key:
-            return Status(False, "key changed")
-        problem = manifest_problem(self.paths.output_dir(task), state["manifest"], self.verify)
-        if problem:
-            return Status(False, f"output changed: {problem}")
-        return Status(True, "up to date")
+        return check_status(self.paths, task, key, self.verify)
 
+
+
+def witness_project(paths: Paths, witness: Witness) -> None:
+    """Recipe files, the config, the recipe folders' listings, the engine's code, wasmtime's version."""
+    witness.saw_files([paths.config_file, *find_recipe_files(paths), *engine_code_files(), wasmtime_metadata()])
+    for folder in (paths.recipes, paths.recipes / PACKAGE_GROUP, *(paths.recipes / PACKAGE_GROUP).glob("*/")):
+        witness.saw_folder(str(folder))
 
 
 def open_remote(config: ProjectConfig) -> RemoteCache | None:
@@ -103,8 +65,13 @@ def open_remote(config: ProjectConfig) -> RemoteCache | None:
     return remote_from(config.remote_cache, config.remote_readonly)
 
 
-def load_engine(root: Path) -> Engine:
-    """Validate and render everything up front: bad input fails before any write."""
+def load_engine(root: Path, lock: BuildLock | None = None, witness: Witness | None = None) -> Engine:
+    """Validate and render everything up front: bad input fails before any write.
+
+    `lock`: the process's one build-dir lock, when the caller already holds one (two
+    flocks on one file in one process would wait for each other). `witness`: records
+    what the graph and keys are made from, for the no-op memo (engine/memo.py).
+    """
     root = root.resolve()
     config = load_config(root)
     paths = project_paths(root, config)
@@ -112,7 +79,9 @@ def load_engine(root: Path) -> Engine:
     graph = build_graph(nodes, config)
     host = host_facts()
     rendered = {task: render_recipe(paths, config, graph, task, host) for task in graph.order}
-    keys = KeyComputer(paths, config, graph, rendered.__getitem__, StatCache(paths.stat_db))
+    if witness is not None:
+        witness_project(paths, witness)
+    keys = KeyComputer(paths, config, graph, rendered.__getitem__, StatCache(paths.stat_db, witness))
     return Engine(
         paths=paths,
         config=config,
@@ -120,7 +89,7 @@ def load_engine(root: Path) -> Engine:
         rendered=rendered,
         keys=keys,
         cache=ArtifactCache(paths),
-        lock=BuildLock(paths.lock_file),
-        verify=os.environ.get(VERIFY_ENV, "") not in ("", "0"),
+        lock=lock or BuildLock(paths.lock_file),
+        verify=verify_requested(),
         remote=open_remote(config),
     )

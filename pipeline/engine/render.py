@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import sys
+from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -30,6 +31,12 @@ def sysroot_path(paths: Paths, config: ProjectConfig) -> str:
     if not config.sysroot_recipe:
         return ""
     return str(paths.output_dir(config.sysroot_recipe) / "sysroot")
+
+
+def wasmtime_metadata() -> Path:
+    """The installed wasmtime's metadata file: its version is a template fact (host_facts)."""
+    dist = importlib.metadata.distribution("wasmtime")
+    return Path(str(dist.locate_file(f"wasmtime-{dist.version}.dist-info/METADATA")))
 
 
 def host_facts() -> dict[str, str]:

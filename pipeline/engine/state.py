@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import os
 import stat
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..files import read_json, sha256_file
+from ..paths import Paths
 from .hashing import walk_relative
 
 Manifest = dict[str, list[Any]]  # relative path -> [size, sha256] or ["link", target]
@@ -55,3 +57,30 @@ def read_state(path: Path) -> dict[str, Any] | None:
 
 def clear_state(path: Path) -> None:
     path.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class Status:
+    up_to_date: bool
+    reason: str
+
+
+VERIFY_ENV = "PIPELINE_VERIFY"
+
+
+def verify_requested() -> bool:
+    """PIPELINE_VERIFY=1: up-to-date checks hash every output file, not only their sizes."""
+    return os.environ.get(VERIFY_ENV, "") not in ("", "0")
+
+
+def check_status(paths: Paths, task: str, key: str, verify: bool) -> Status:
+    """Up to date iff the recorded key is `key` and the output still matches its manifest."""
+    state = read_state(paths.state_file(task))
+    if state is None:
+        return Status(False, "never built")
+    if state["key"] != key:
+        return Status(False, "key changed")
+    problem = manifest_problem(paths.output_dir(task), state["manifest"], verify)
+    if problem:
+        return Status(False, f"output changed: {problem}")
+    return Status(True, "up to date")
