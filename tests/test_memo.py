@@ -39,7 +39,7 @@ def test_a_new_file_in_a_source_folder_is_seen(project: Project) -> None:
     project.doit()
     project.runs()
     (project.root / "src" / "extra.txt").write_text("a new file changes the source tree's digest\n")
-    out, imported = probe(project)
+    _, imported = probe(project)
     assert "pydantic" in imported, "the memo must not hold once a walked folder changed"
     assert sorted(project.runs()) == ["greeting", "hello"]
 
