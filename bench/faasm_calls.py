@@ -49,7 +49,7 @@ def invocation(func_dir: Path, concurrency: int) -> invoke.Invocation:
                              max_concurrency=concurrency)
 
 
-def run(inv: invoke.Invocation, module: wasmtime.Module, engine: wasm.PipelineEngine,
+def run(inv: invoke.Invocation, module: wasmtime.Module, engine: wasm.WasmEngine,
         data: bytes) -> tuple[faasm_host.Call, list[faasm_host.Call], float]:
     with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
         host = faasm_host.FaasmHost(engine, module, invoke.guest_for(inv), invoke.limits_for(inv), Path(scratch),
@@ -63,7 +63,7 @@ def run(inv: invoke.Invocation, module: wasmtime.Module, engine: wasm.PipelineEn
     return main, host.calls()[1:], wall
 
 
-def instantiate_only(engine: wasm.PipelineEngine, module: wasmtime.Module, count: int) -> list[float]:
+def instantiate_only(engine: wasm.WasmEngine, module: wasmtime.Module, count: int) -> list[float]:
     times = []
     for _ in range(count):
         started = time.perf_counter()

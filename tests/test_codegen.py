@@ -34,7 +34,7 @@ def make_root(tmp_path: Path, progs: dict[str, Path], python: str = "v1") -> Pat
     return root
 
 
-def run_artifact(engine: wasm.PipelineEngine, wasm_path: Path, artifact: Path, out: Path) -> str:
+def run_artifact(engine: wasm.WasmEngine, wasm_path: Path, artifact: Path, out: Path) -> str:
     module = wasm.load_module(engine, wasm_path, artifact)
     assert wasm.run_wasi(module, engine, wasm.WasiRun(stdout=out)) == 0
     return out.read_text()

@@ -149,7 +149,7 @@ void _start(void) {
 
 
 @pytest.fixture(scope="module")
-def guest(tmp_path_factory: pytest.TempPathFactory) -> tuple[wasm.PipelineEngine, object]:
+def guest(tmp_path_factory: pytest.TempPathFactory) -> tuple[wasm.WasmEngine, object]:
     path = build_freestanding_wasm(GUEST, tmp_path_factory.mktemp("faasm") / "guest.wasm")
     engine = wasm.make_engine()
     return engine, wasm.load_module(engine, path)

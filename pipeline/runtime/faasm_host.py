@@ -151,7 +151,7 @@ class FaasmHost:
     """Runs one invocation's calls. Use as a context manager around run_main."""
 
     def __init__(
-        self, engine: wasm.PipelineEngine, module: wasmtime.Module, guest: Guest, limits: Limits,
+        self, engine: wasm.WasmEngine, module: wasmtime.Module, guest: Guest, limits: Limits,
         scratch: Path, log: Log = log_to_stderr,
     ) -> None:
         self.engine, self.module, self.guest, self.limits = engine, module, guest, limits

@@ -59,7 +59,7 @@ class EngineSettings:
     cpu_features: str = "baseline"  # target pinned: no native CPU feature inference
 
 
-class PipelineEngine(wasmtime.Engine):
+class WasmEngine(wasmtime.Engine):
     """A wasmtime.Engine that remembers the settings it was built with."""
 
     def __init__(self, settings: EngineSettings) -> None:
@@ -123,7 +123,7 @@ def make_engine(
     for_run: bool = True,
     fuel: bool = False,
     max_wasm_stack: int = MAX_WASM_STACK,
-) -> PipelineEngine:
+) -> WasmEngine:
     """Build an engine for ``target`` (host triple when None).
 
     for_run=True means the engine will execute code, so the target must be the host (or
@@ -140,7 +140,7 @@ def make_engine(
             )
         if for_run and resolved != host:
             raise ValueError(f"target {resolved!r} cannot run on this host ({host})")
-    return PipelineEngine(
+    return WasmEngine(
         EngineSettings(
             target=resolved,
             max_wasm_stack=max_wasm_stack,
@@ -157,7 +157,7 @@ def wasmtime_version() -> str:
 
 def compat_fingerprint(source: wasmtime.Engine | EngineSettings) -> dict[str, object]:
     """What must match for a precompiled artifact to load; use it in cache keys."""
-    settings = source.settings if isinstance(source, PipelineEngine) else source
+    settings = source.settings if isinstance(source, WasmEngine) else source
     if not isinstance(settings, EngineSettings):
         raise TypeError("settings of an engine not built by make_engine are unknown")
     return {"wasmtime": wasmtime_version(), **asdict(settings)}
