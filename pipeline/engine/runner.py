@@ -93,7 +93,7 @@ def step_env(engine: Engine, task: str, out: Path, work: Path, src: Path | None)
     recipe = engine.rendered[task]
     paths = engine.paths
     env = dict(os.environ)
-    pythonpath = [str(Path(__file__).resolve().parent.parent), env.get("PYTHONPATH", "")]
+    pythonpath = [str(Path(__file__).resolve().parents[2]), env.get("PYTHONPATH", "")]  # the checkout holding pipeline/
     env.update(
         {
             "OUT": str(out),
