@@ -23,7 +23,7 @@ LITERAL_FIELDS = ("package", "depends", "requirements", "source.sha256", "source
 
 
 def major_minor(version: str) -> str:
-    """`3.13.5` -> `3.13`: where a pinned version names a directory or an executable."""
+    """`X.Y.Z` -> `X.Y`: where a pinned version names a directory or an executable."""
     parts = str(version).split(".")
     if len(parts) < 2:
         raise jinja2.TemplateError(f"major_minor: {version!r} has no minor version")

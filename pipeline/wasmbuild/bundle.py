@@ -62,7 +62,7 @@ def stdlib_dir(python_version: str) -> str:
 
 
 def stdlib_version(stdlib: Path) -> str:
-    """X.Y of a stdlib directory, from its name (`.../lib/python3.13`)."""
+    """X.Y of a stdlib directory, from its name (`.../lib/pythonX.Y`)."""
     match = STDLIB_DIR.match(stdlib.name)
     if match is None:
         raise BundleError(f"--stdlib {stdlib}: not named pythonX.Y; give --python-version")

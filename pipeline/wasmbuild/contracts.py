@@ -37,11 +37,11 @@ from ..engine.contract import Contract, ContractError, Part, describe
 class BuildInfo(Contract):
     """What package builds need from build_cpython; paths relative to its output dir."""
 
-    python_version: str  # X.Y, e.g. 3.13
-    interpreter: str  # the native build-python's executable name, e.g. python3.13
-    include: str  # the wasm headers (Python.h), e.g. runtime/include/python3.13
+    python_version: str  # X.Y of the pinned CPython
+    interpreter: str  # the native build-python's executable name, pythonX.Y
+    include: str  # the wasm headers (Python.h): runtime/include/pythonX.Y
     home: str  # the guest's "/" (stdlib under lib/pythonX.Y), e.g. runtime
-    stdlib: str  # e.g. runtime/lib/python3.13
+    stdlib: str  # runtime/lib/pythonX.Y
 
 
 class RelinkKit(Contract):
@@ -50,7 +50,7 @@ class RelinkKit(Contract):
     ldflags: list[str]
     libs: list[str]  # -l flags, archives (copied into the kit) and -Llib
     objects: list[str]  # e.g. Programs/python.o
-    archive: str  # e.g. libpython3.13.a
+    archive: str  # libpythonX.Y.a
     config_c: str = "config.c"  # Modules/config.c, with its ADDMODULE markers
     includes: list[str]  # relative to build_cpython's output, for compiling config.c
 

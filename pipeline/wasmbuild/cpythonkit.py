@@ -1,7 +1,7 @@
 """build_cpython's contract with what builds on it: the relink kit, the build info, provenance.
 
     python -m pipeline.wasmbuild.cpythonkit --build-dir "$WORK/build" --out "$OUT" \\
-        --install-dir runtime --recipe build_cpython --version 3.13.5 \\
+        --install-dir runtime --recipe build_cpython --version X.Y.Z \\
         --source-sha256 SHA --license PSF-2.0
 
 Run after `make install DESTDIR="$OUT/<install-dir>"` in a configured and built CPython

@@ -1,13 +1,13 @@
 """Relink python.wasm with static C extensions registered as built-in modules.
 
 WASI has no dlopen. build_cpython leaves a relink kit (`relink/`): Programs'
-python.o, libpython3.13.a, Modules/config.c and the link line as data
+python.o, libpythonX.Y.a, Modules/config.c and the link line as data
 (link.json). Each package output lists its extensions in extensions.json
 (module, init symbol, archive). This writes a config.c whose inittab names each
 extension by its full dotted name, compiles it, and links.
 
     python -m pipeline.wasmbuild.link --cpython build/build_cpython --package build/packages/markupsafe \
-        --cc "clang-19 --target=wasm32-wasi --sysroot=..." -o python.wasm
+        --cc "clang-N --target=wasm32-wasi --sysroot=..." -o python.wasm
 """
 
 from __future__ import annotations
