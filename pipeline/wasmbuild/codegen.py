@@ -22,7 +22,7 @@ from pathlib import Path
 import wasmtime
 
 from ..errors import PipelineError, report_error
-from ..files import sha256_file, write_atomic
+from ..files import atomic_path, sha256_file, write_atomic
 from ..runtime import wasm
 from ..runtime.wasm import ARTIFACT_SUFFIX as SUFFIX
 from ..runtime.wasm import target_dir
@@ -137,11 +137,8 @@ class CliCompiler:
         if not os.access(shipped, os.X_OK):  # the wheel installs it without its exec bit
             exe = wasm.default_module_cache().parent / "tools" / f"wasmtime-cli-{sha256_file(shipped)[:16]}"
             if not exe.exists():
-                exe.parent.mkdir(parents=True, exist_ok=True)
-                tmp = exe.with_name(f".{exe.name}.{os.getpid()}")
-                shutil.copyfile(shipped, tmp)
-                tmp.chmod(0o755)
-                os.replace(tmp, exe)
+                with atomic_path(exe, mode=0o755) as tmp:
+                    shutil.copyfile(shipped, tmp)
         return cls(exe, wasm.EngineSettings(target=target))
 
     def fingerprint(self) -> dict[str, object]:
@@ -152,12 +149,11 @@ class CliCompiler:
         s = self.settings
         flags = (f"epoch-interruption={'y' if s.epoch_interruption else 'n'},max-wasm-stack={s.max_wasm_stack},"
                  f"async-stack-size={s.async_stack_size}")
-        tmp = dest.with_name(f".{dest.name}.tmp")
-        argv = [str(self.exe), "compile", "--target", s.target, "-W", flags, str(source), "-o", str(tmp)]
-        proc = subprocess.run(argv, capture_output=True, text=True, check=False)
-        if proc.returncode:
-            raise PipelineError(f"wasmtime compile --target {s.target} {source.name}: {proc.stderr.strip()}")
-        os.replace(tmp, dest)
+        with atomic_path(dest) as tmp:
+            argv = [str(self.exe), "compile", "--target", s.target, "-W", flags, str(source), "-o", str(tmp)]
+            proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+            if proc.returncode:
+                raise PipelineError(f"wasmtime compile --target {s.target} {source.name}: {proc.stderr.strip()}")
 
 
 def generate_foreign(root: Path, codegen_dir: Path, cli: CliCompiler) -> CodegenResult:
