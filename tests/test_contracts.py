@@ -52,9 +52,6 @@ def samples() -> list[Contract]:
         Provenance(recipe="markupsafe", version="2.1.5", source_sha256="ab" * 32, license="BSD-3-Clause"),
         ExtensionList(extensions=[Extension(module="markupsafe._speedups", init="PyInit_markupsafe___speedups",
                                             archive="static/markupsafe._speedups.a", cxx=False, ldflags=["-lm"])]),
-        CrossSettings(cc=["clang-19", "--target=wasm32-wasi"], cxx=["clang++-19"], cflags=["-O2"], cxxflags=[],
-                      ar="llvm-ar-19", nm="llvm-nm-19", ld="wasm-ld-19", log="/w/cross.jsonl",
-                      drop_includes=["/b/build_python/include/python3.13"]),
         RuntimeManifest(files=[ManifestEntry(path="bin/python.wasm", size=3, sha256="cd" * 32, recipe="link",
                                              source_sha256=None, license=None)]),
     ]
@@ -120,9 +117,13 @@ def test_toolchain_follows_the_configured_llvm_version() -> None:
     assert "schema_version" not in tc.template_vars() and tc.template_vars()["nm"] == "llvm-nm-20"
 
 
+CROSS = CrossSettings(cc=("clang-19", "--target=wasm32-wasi"), cxx=("clang++-19",), cflags=("-O2",), cxxflags=(),
+                      ar="llvm-ar-19", nm="llvm-nm-19", ld="wasm-ld-19", log="/w/cross.jsonl",
+                      drop_includes=("/b/build_python/include/python3.13",))
+
+
 def test_cross_settings_travel_in_one_variable(monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = samples()[6]
-    assert isinstance(settings, CrossSettings)
+    settings = CROSS
     (name, value), = settings.to_env().items()
     monkeypatch.setenv(name, value)
     assert CrossSettings.from_env() == settings
@@ -134,14 +135,33 @@ def test_cross_settings_travel_in_one_variable(monkeypatch: pytest.MonkeyPatch) 
 def test_cross_events_append_and_read_back_in_order(tmp_path: Path) -> None:
     log = tmp_path / "cross.jsonl"
     assert read_events(log) == []
-    compile_event = CompileEvent(lang="c", cwd="/src", argv=["clang-19", "-c", "a.c"], output="/src/a.o")
-    extension = ExtensionEvent(module="pkg._x", init="PyInit_pkg___x", output="/o/_x.so", libs=[], cxx=False)
+    compile_event = CompileEvent(lang="c", cwd="/src", argv=("clang-19", "-c", "a.c"), output="/src/a.o")
+    extension = ExtensionEvent(module="pkg._x", init="PyInit_pkg___x", output="/o/_x.so", libs=(), cxx=False)
     append_event(log, compile_event)
     append_event(log, extension)
     assert read_events(log) == [compile_event, extension]
     log.write_text(log.read_text() + '{"kind": "compile", "schema_version": 9}\n')
-    with pytest.raises(ContractError, match=r"cross.jsonl:3: invalid cross-build event"):
+    with pytest.raises(ContractError, match=r"cross\.jsonl:3: invalid CompileEvent: schema version 9"):
         read_events(log)
+    log.write_text('{"kind": "link"}\n')
+    with pytest.raises(ContractError, match=r"cross\.jsonl:1: invalid cross-build event: kind 'link'"):
+        read_events(log)
+
+
+def test_cross_settings_are_read_as_strictly_as_the_other_contracts() -> None:
+    data = json.loads(CROSS.to_text())
+    assert CrossSettings.from_text(json.dumps(data), "env") == CROSS
+    for change, error in (
+        ({"schema_version": 2}, "schema version 2, this code reads version 1"),
+        ({"surprise": 1}, "surprise: unknown field"),
+        ({"ar": ["llvm-ar-19"]}, "ar: not a"),
+        ({"cc": "clang-19 -O2"}, "cc: not a"),
+    ):
+        with pytest.raises(ContractError, match=error):
+            CrossSettings.from_text(json.dumps({**data, **change}), "$PIPELINE_CROSS")
+    del data["nm"]
+    with pytest.raises(ContractError, match="nm: missing"):
+        CrossSettings.from_text(json.dumps(data), "$PIPELINE_CROSS")
 
 
 def test_source_digest_is_one_sha256() -> None:

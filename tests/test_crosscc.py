@@ -36,9 +36,9 @@ def crosscc(mode: str, *args: str, cwd: Path, env: dict[str, str]) -> subprocess
 
 
 def settings(log: Path) -> CrossSettings:
-    return CrossSettings(cc=["clang-19", "--target=wasm32-wasi", "-nostdlib"], cxx=["clang++-19"],
-                         cflags=["-O2"], cxxflags=[], ar="llvm-ar-19", nm="llvm-nm-19", ld="wasm-ld-19",
-                         log=str(log), drop_includes=["/host/include/python3.13"])
+    return CrossSettings(cc=("clang-19", "--target=wasm32-wasi", "-nostdlib"), cxx=("clang++-19",),
+                         cflags=("-O2",), cxxflags=(), ar="llvm-ar-19", nm="llvm-nm-19", ld="wasm-ld-19",
+                         log=str(log), drop_includes=("/host/include/python3.13",))
 
 
 def test_an_extension_becomes_a_one_member_archive_with_a_unique_init(tmp_path: Path) -> None:
@@ -58,7 +58,7 @@ def test_an_extension_becomes_a_one_member_archive_with_a_unique_init(tmp_path: 
     assert [type(e) for e in events] == [CompileEvent, ExtensionEvent]
     compile_event, extension = events
     assert isinstance(compile_event, CompileEvent) and isinstance(extension, ExtensionEvent)
-    assert compile_event.argv[:4] == ["clang-19", "--target=wasm32-wasi", "-nostdlib", "-O2"]
+    assert compile_event.argv[:4] == ("clang-19", "--target=wasm32-wasi", "-nostdlib", "-O2")
     assert not {"-fPIC", "-I/usr/include", "-I/host/include/python3.13"} & set(compile_event.argv)
     assert (extension.module, extension.init, extension.cxx) == ("pkg._speedups", "PyInit_pkg___speedups", False)
 

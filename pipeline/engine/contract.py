@@ -20,12 +20,10 @@ from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-from ..errors import PipelineError
+from ..errors import ContractError
 from ..files import write_atomic
 
-
-class ContractError(PipelineError):
-    """A contract file or variable that is missing, torn, foreign or of another schema version."""
+__all__ = ["Contract", "ContractError", "Part", "describe"]
 
 
 class Part(BaseModel):

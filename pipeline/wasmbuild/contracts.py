@@ -13,23 +13,25 @@ Each has a schema version, one writer and one reader (`Contract.write`/`read`, o
                                    ExtensionEvent
     runtime_root/manifest.json     RuntimeManifest bundle                   tests, whoever ships the root
 
-The engine's own two, which it writes and the tools here read, live in the engine
-(it imports no other layer): `BuildContext` ($RECIPE_JSON, read by pypackage) and
-`Toolchain` (`tc`, the toolchain task's toolchain.json) in pipeline/engine/context.py.
+Two more, which the engine writes and the tools here read, live in the engine (it imports
+no other layer): `BuildContext` ($RECIPE_JSON: the rendered `Recipe` itself, the toolchain,
+where the dependencies are; read by pypackage) in pipeline/engine/context.py, and
+`Toolchain` (`tc` in templates; the toolchain task's toolchain.json, written by
+pipeline.wasmbuild.toolchain) in pipeline/engine/toolchain.py.
 
-This module imports nothing heavier than pydantic: crosscc imports it once per compile.
+The compiler stand-ins' pair ($PIPELINE_CROSS, cross.jsonl) is defined in crossargs.py with
+the standard library only: crosscc runs once per compile and must not pay for pydantic.
 """
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
-from typing import Annotated, Literal, Self
+from ..engine.contract import Contract, Part
+from .crossargs import CROSS_ENV, CompileEvent, CrossSettings, ExtensionEvent, append_event, read_events
 
-from pydantic import Field, TypeAdapter, ValidationError
-
-from ..engine.contract import Contract, ContractError, Part, describe
+__all__ = [
+    "CROSS_ENV", "BuildInfo", "CompileEvent", "CrossSettings", "Extension", "ExtensionEvent", "ExtensionList",
+    "ManifestEntry", "Provenance", "RelinkKit", "RuntimeManifest", "append_event", "read_events",
+]
 
 # ---- the CPython kit (build_cpython's output) ----------------------------------
 
@@ -77,78 +79,6 @@ class Extension(Part):
 
 class ExtensionList(Contract):
     extensions: list[Extension]
-
-
-# ---- the cross-compiler stand-ins ----------------------------------------------
-
-CROSS_ENV = "PIPELINE_CROSS"
-
-
-class CrossSettings(Contract):
-    """Everything crosscc needs, in one environment variable ($PIPELINE_CROSS)."""
-
-    cc: list[str]  # the C compiler command, target and sysroot included
-    cxx: list[str]
-    cflags: list[str]
-    cxxflags: list[str]
-    ar: str
-    nm: str
-    ld: str
-    log: str  # cross.jsonl: every compile and every extension archive, appended
-    drop_includes: list[str] = []  # host include dirs that must never reach a wasm compile
-
-    def to_env(self) -> dict[str, str]:
-        return {CROSS_ENV: self.to_text()}
-
-    @classmethod
-    def from_env(cls) -> Self:
-        text = os.environ.get(CROSS_ENV)
-        if text is None:
-            raise ContractError(f"${CROSS_ENV} is not set: crosscc runs under the python-package builder")
-        return cls.from_text(text, f"${CROSS_ENV}")
-
-
-class CompileEvent(Contract):
-    kind: Literal["compile"] = "compile"
-    lang: Literal["c", "c++"]
-    cwd: str
-    argv: list[str]
-    output: str  # absolute
-
-
-class ExtensionEvent(Contract):
-    kind: Literal["extension"] = "extension"
-    module: str
-    init: str
-    output: str
-    libs: list[str]
-    cxx: bool
-
-
-CrossEvent = Annotated[CompileEvent | ExtensionEvent, Field(discriminator="kind")]
-
-
-def append_event(log: Path, event: CompileEvent | ExtensionEvent) -> None:
-    """One line per event, appended: compiles run in parallel, and an O_APPEND write of one
-    short line lands whole (this log is not rewritten, so no atomic replace)."""
-    line = json.dumps(event.model_dump(mode="json"), sort_keys=True) + "\n"
-    with open(log, "a") as handle:
-        handle.write(line)
-
-
-def read_events(log: Path) -> list[CompileEvent | ExtensionEvent]:
-    """Every event of a cross.jsonl, in order; none when no compile ran."""
-    if not log.exists():
-        return []
-    adapter = TypeAdapter(CrossEvent)
-    events: list[CompileEvent | ExtensionEvent] = []
-    for number, line in enumerate(log.read_text().splitlines(), 1):
-        where = f"{log}:{number}"
-        try:
-            events.append(adapter.validate_json(line))
-        except ValidationError as exc:
-            raise ContractError(f"{where}: invalid cross-build event: {describe(exc)}") from None
-    return events
 
 
 # ---- the runtime root ---------------------------------------------------------------

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from ..errors import PipelineError, report_error
-from .contracts import CompileEvent, CrossSettings, ExtensionEvent, append_event, read_events
+from .crossargs import CompileEvent, CrossSettings, ExtensionEvent, append_event, read_events
 from .wasmobj import localize_globals
 
 DROP_FLAGS = frozenset({"-fPIC", "-fpic", "-pthread", "-shared", "-fno-semantic-interposition"})
@@ -67,7 +67,8 @@ def compile_step(settings: CrossSettings, lang: str, args: list[str]) -> int:
     argv = compiler(settings, lang) + [a for a in args if keep(a, host_include)]
     if "-c" in args and "-o" in args:
         append_event(Path(settings.log), CompileEvent(lang="c++" if lang == "c++" else "c", cwd=os.getcwd(),
-                                                      argv=argv, output=os.path.abspath(args[args.index("-o") + 1])))
+                                                      argv=tuple(argv),
+                                                      output=os.path.abspath(args[args.index("-o") + 1])))
     return run(argv)
 
 
@@ -125,7 +126,7 @@ def link_step(settings: CrossSettings, args: list[str], linker: str = "ldshared"
     uses_cxx = linker == "c++" or any(
         (event := compiles.get(os.path.abspath(o))) is not None and event.lang == "c++" for o in objects)
     append_event(Path(settings.log), ExtensionEvent(module=dotted, init=init_symbol(dotted), output=output,
-                                                    libs=libs, cxx=uses_cxx or "-lstdc++" in libs))
+                                                    libs=tuple(libs), cxx=uses_cxx or "-lstdc++" in libs))
     return code
 
 

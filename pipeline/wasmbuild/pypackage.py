@@ -23,15 +23,8 @@ from pathlib import Path
 
 from ..engine.context import BuildContext
 from ..errors import PipelineError, report_error
-from .contracts import (
-    BuildInfo,
-    CrossSettings,
-    Extension,
-    ExtensionEvent,
-    ExtensionList,
-    Provenance,
-    read_events,
-)
+from .contracts import BuildInfo, Extension, ExtensionList, Provenance
+from .crossargs import CrossSettings, ExtensionEvent, read_events
 from .crosscc import module_name
 from .toolchain import fill_template, write_exec_wrapper
 
@@ -79,15 +72,15 @@ def cross_settings(ctx: BuildContext, info: BuildInfo, log: Path) -> CrossSettin
     tc, build = ctx.toolchain, ctx.recipe.build
     include = Path(ctx.cpython) / info.include
     return CrossSettings(
-        cc=shlex.split(tc.cc),
+        cc=tuple(shlex.split(tc.cc)),
         # CPython's WASI pthread stubs header says `restrict`, which C++ spells `__restrict`.
-        cxx=[*shlex.split(tc.cxx), "-fno-exceptions", "-nostdinc++", "-isystem", tc.libcxx_include,
-             "-Drestrict=__restrict"],
-        cflags=["-O2", "-DNDEBUG", f"-I{include}", *shlex.split(build.cflags)],
-        cxxflags=["-O2", "-DNDEBUG", f"-I{include}", *shlex.split(build.cxxflags)],
+        cxx=(*shlex.split(tc.cxx), "-fno-exceptions", "-nostdinc++", "-isystem", tc.libcxx_include,
+             "-Drestrict=__restrict"),
+        cflags=("-O2", "-DNDEBUG", f"-I{include}", *shlex.split(build.cflags)),
+        cxxflags=("-O2", "-DNDEBUG", f"-I{include}", *shlex.split(build.cxxflags)),
         ar=tc.ar, nm=tc.nm, ld=tc.ld, log=str(log),
         # The build-python's own headers: x86_64 pyconfig.h must never reach a wasm compile.
-        drop_includes=[str(Path(ctx.build_python) / "include" / Path(info.include).name)],
+        drop_includes=(str(Path(ctx.build_python) / "include" / Path(info.include).name),),
     )
 
 
