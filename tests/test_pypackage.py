@@ -43,7 +43,7 @@ def test_the_package_builder_reads_what_the_engine_wrote(tmp_path: Path, monkeyp
     assert Path(env["PIP_CONSTRAINT"]).read_text().splitlines() == ctx.recipe.requirements.constraint
     wrapper = Path(env["CC"])
     assert wrapper.name == "wasm32-wasi-cc" and "-m pipeline.wasmbuild.crosscc cc" in wrapper.read_text()
-    assert f"PYTHONPATH={REPO}" in wrapper.read_text(), "the checkout that holds the pipeline package"
+    assert f"PYTHONPATH={shlex.quote(str(REPO))} exec " in wrapper.read_text(), "the checkout holding pipeline/"
     cross_file = pypackage.fill_template(pypackage.meson_cross_template(), ctx.toolchain, tmp_path / "bin",
                                          tmp_path / "meson-cross.ini")
     assert f"c = ['{tmp_path}/bin/wasm32-wasi-cc']" in cross_file.read_text()
