@@ -13,17 +13,19 @@ from pipeline.engine.spec import Recipe
 from pipeline.engine.toolchain import Toolchain
 from pipeline.errors import ExitCode
 from pipeline.wasmbuild.contracts import (
-    CROSS_ENV,
     BuildInfo,
-    CompileEvent,
-    CrossSettings,
     Extension,
-    ExtensionEvent,
     ExtensionList,
     ManifestEntry,
     Provenance,
     RelinkKit,
     RuntimeManifest,
+)
+from pipeline.wasmbuild.crossargs import (
+    CROSS_ENV,
+    CompileEvent,
+    CrossSettings,
+    ExtensionEvent,
     append_event,
     read_events,
 )

@@ -16,7 +16,8 @@ import pytest
 from conftest import REPO
 
 from pipeline.errors import ExitCode
-from pipeline.wasmbuild.contracts import CompileEvent, CrossSettings, ExtensionEvent, ExtensionList, read_events
+from pipeline.wasmbuild.contracts import ExtensionList
+from pipeline.wasmbuild.crossargs import CompileEvent, CrossSettings, ExtensionEvent, read_events
 from pipeline.wasmbuild.pypackage import collect_extensions
 
 pytestmark = pytest.mark.skipif(shutil.which("clang-19") is None, reason="needs LLVM 19 (the toolchain's packages)")

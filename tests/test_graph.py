@@ -169,6 +169,7 @@ def test_tool_code_run_by_a_step_is_in_its_key(tmp_path: Path) -> None:
     assert "pipeline/wasmbuild/cpythonkit.py" in tools
     assert "pipeline/wasmbuild/contracts.py" in tools, "reached only through an import"
     assert "pipeline/engine/spec.py" not in tools, "the kit's closure stays small: a spec edit rebuilds no CPython"
+    assert "pipeline/wasmbuild/crossargs.py" not in tools, "nor does an edit of the compiler stand-ins' settings"
 
 
 def test_the_toolchain_fingerprint_follows_llvm_version() -> None:

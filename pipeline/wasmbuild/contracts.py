@@ -20,18 +20,13 @@ where the dependencies are; read by pypackage) in pipeline/engine/context.py, an
 pipeline.wasmbuild.toolchain) in pipeline/engine/toolchain.py.
 
 The compiler stand-ins' pair ($PIPELINE_CROSS, cross.jsonl) is defined in crossargs.py with
-the standard library only: crosscc runs once per compile and must not pay for pydantic.
+the standard library only: crosscc runs once per compile and must not pay for pydantic. It is
+not imported here, so the tools that use only the contracts above are not keyed on it.
 """
 
 from __future__ import annotations
 
 from ..engine.contract import Contract, Part
-from .crossargs import CROSS_ENV, CompileEvent, CrossSettings, ExtensionEvent, append_event, read_events
-
-__all__ = [
-    "CROSS_ENV", "BuildInfo", "CompileEvent", "CrossSettings", "Extension", "ExtensionEvent", "ExtensionList",
-    "ManifestEntry", "Provenance", "RelinkKit", "RuntimeManifest", "append_event", "read_events",
-]
 
 # ---- the CPython kit (build_cpython's output) ----------------------------------
 
