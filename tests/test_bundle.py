@@ -67,7 +67,7 @@ def make_inputs(base: Path, wasm: Path, *, mtime: int = 1, file_mode: int = 0o64
 def assemble(inputs: dict[str, Path], out: Path, **extra: object) -> dict[str, bundle.Origin]:
     return bundle.assemble_root(
         out, inputs["wasm"], inputs["stdlib"], [inputs["a"], inputs["b"]], inputs["func"],
-        meta={"python": bundle.load_provenance(inputs["meta"])}, **extra,  # type: ignore[arg-type]
+        meta={"python": Provenance.read(inputs["meta"])}, **extra,  # type: ignore[arg-type]
     )
 
 

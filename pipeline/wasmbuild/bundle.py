@@ -69,14 +69,10 @@ def stdlib_version(stdlib: Path) -> str:
     return match["version"]
 
 
-def load_provenance(path: Path) -> Provenance:
-    return Provenance.read(path)
-
-
 def package_provenance(package_dir: Path) -> Provenance:
     meta = package_dir / PACKAGE_META
     if meta.is_file():
-        return load_provenance(meta)
+        return Provenance.read(meta)
     return Provenance(recipe=package_dir.name)
 
 
@@ -344,7 +340,7 @@ def parse_meta(items: list[str]) -> dict[str, Provenance]:
         role, sep, file = item.partition("=")
         if not sep or role not in META_ROLES:
             raise BundleError(f"--meta {item!r}: expected ROLE=FILE with ROLE one of {', '.join(META_ROLES)}")
-        meta[role] = load_provenance(Path(file))
+        meta[role] = Provenance.read(Path(file))
     return meta
 
 
@@ -393,7 +389,7 @@ def cmd_assemble(args: argparse.Namespace) -> int:
         info = BuildInfo.read(args.cpython / "build-info.json")
         stdlib = stdlib or args.cpython / info.stdlib
         python_version = python_version or info.python_version
-        meta.setdefault("python", load_provenance(args.cpython / PACKAGE_META))
+        meta.setdefault("python", Provenance.read(args.cpython / PACKAGE_META))
     if stdlib is None:
         raise BundleError("give --cpython or --stdlib")
     origins = assemble_root(
