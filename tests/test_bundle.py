@@ -15,7 +15,7 @@ import pytest
 from conftest import PRINT_MESSAGE, REPO, build_freestanding_wasm
 
 from pipeline.wasmbuild import bundle
-from pipeline.wasmbuild.contracts import Provenance, RuntimeManifest
+from pipeline.wasmbuild.contracts import BuildInfo, Provenance, RuntimeManifest
 
 EPOCH = 1_700_000_000
 SHA = "ab" * 32
@@ -236,3 +236,24 @@ def test_pyc_source() -> None:
     assert bundle.pyc_source("lib/python3.13/__pycache__/os.cpython-313.pyc") == "lib/python3.13/os.py"
     assert bundle.pyc_source("lib/x/__pycache__/m.cpython-313.opt-1.pyc") == "lib/x/m.py"
     assert bundle.pyc_source("lib/x/m.py") is None
+
+
+def test_cpython_output_gives_stdlib_version_and_provenance(hello_wasm: Path, tmp_path: Path) -> None:
+    """--cpython DIR: build_cpython's build-info.json and package.json, no version written down."""
+    cpython = tmp_path / "build_cpython"
+    write(cpython / "runtime/lib/python3.99/os.py", "# os\n")
+    write(cpython / "runtime/lib/python3.99/config-3.99-wasm32-wasi/Makefile", "# 43 MB nobody runs\n")
+    BuildInfo(python_version="3.99", interpreter="python3.99", include="runtime/include/python3.99",
+              home="runtime", stdlib="runtime/lib/python3.99").write(cpython / "build-info.json")
+    Provenance(recipe="build_cpython", version="3.99.0", source_sha256=SHA, license="PSF-2.0").write(
+        cpython / "package.json")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline.wasmbuild.bundle", "assemble", "--out", str(tmp_path / "root"),
+         "--python-wasm", str(hello_wasm), "--cpython", str(cpython), "--manifest", str(tmp_path / "m.json")],
+        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    by_path = {e.path: e for e in RuntimeManifest.read(tmp_path / "m.json").files}
+    assert sorted(by_path) == ["bin/python.wasm", "lib/python3.99/lib-dynload/.keep", "lib/python3.99/os.py"]
+    assert {e.recipe for e in by_path.values()} == {"build_cpython"}
+    assert by_path["lib/python3.99/os.py"].source_sha256 == SHA
