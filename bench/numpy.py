@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from pipeline.engine.toolchain import Toolchain
+
 REPO = Path(__file__).resolve().parent.parent
 BUILD = REPO / "build"
 PATCH = REPO / "third-party/numpy/wasm32-cpu.patch"
@@ -57,7 +59,7 @@ def timings(argv: list[str]) -> dict[str, float]:
 
 def sizes(tmp: Path) -> None:
     with_numpy = (BUILD / "link/python.wasm").stat().st_size
-    toolchain = json.loads((BUILD / "toolchain/toolchain.json").read_text())
+    toolchain = Toolchain.read(BUILD / "toolchain/toolchain.json").model_dump()
     others = [p for p in sorted((BUILD / "packages").iterdir())
               if p.name not in ("numpy", "cxxdemo") and (p / "package.json").exists()]
     without = tmp / "python-without-numpy.wasm"

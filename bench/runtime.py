@@ -11,13 +11,14 @@
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from pipeline.engine.toolchain import Toolchain
 
 REPO = Path(__file__).resolve().parent.parent
 BUILD = REPO / "build"
@@ -68,7 +69,7 @@ def main() -> None:
     print(f"`doit runtime_root` after reverting it: {revert:.1f} s  [{last_line(proc)}]")
 
     # The same link as recipes/link.yaml, with no packages: the stdlib-only interpreter.
-    toolchain = json.loads((BUILD / "toolchain/toolchain.json").read_text())
+    toolchain = Toolchain.read(BUILD / "toolchain/toolchain.json").model_dump()
     with tempfile.TemporaryDirectory() as tmp:
         bare = Path(tmp) / "python.wasm"
         subprocess.run([sys.executable, "-m", "pipeline.wasmbuild.link", "--cpython", str(BUILD / "build_cpython"),

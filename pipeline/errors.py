@@ -49,6 +49,11 @@ class RecipeError(PipelineError):
         super().__init__(f"{where}: {message}")
 
 
+class ContractError(PipelineError):
+    """A file or variable one of our processes wrote for another that is missing, torn,
+    foreign or of another schema version (pipeline/engine/contract.py)."""
+
+
 class TaskFailed(PipelineError):
     """A build step, self-test or guest test run exited non-zero."""
 

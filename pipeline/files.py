@@ -35,20 +35,29 @@ def sha256_file(path: Path | str) -> str:
 
 
 @contextmanager
-def atomic_output(dest: Path, mode: int = 0o644, text: bool = False) -> Iterator[IO[Any]]:
-    """A handle whose content replaces `dest` (fsynced, with `mode`) only if the block succeeds."""
+def atomic_path(dest: Path, mode: int = 0o644) -> Iterator[Path]:
+    """A temporary path beside `dest` to fill (in this process or another); on success it is
+    fsynced, given `mode` and renamed over `dest`; on any error it is removed."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
+    fd, name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(name)
     try:
-        with os.fdopen(fd, "w" if text else "wb") as handle:
-            yield handle
-            handle.flush()
+        yield tmp
+        with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, dest)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def atomic_output(dest: Path, mode: int = 0o644, text: bool = False) -> Iterator[IO[Any]]:
+    """A handle whose content replaces `dest` (fsynced, with `mode`) only if the block succeeds."""
+    with atomic_path(dest, mode) as tmp, open(tmp, "w" if text else "wb") as handle:
+        yield handle
 
 
 def write_atomic(dest: Path, data: bytes | str, mode: int = 0o644) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import json
 import marshal
 import os
 import subprocess
@@ -16,6 +15,7 @@ import pytest
 from conftest import PRINT_MESSAGE, REPO, build_freestanding_wasm
 
 from pipeline.wasmbuild import bundle
+from pipeline.wasmbuild.contracts import BuildInfo, Provenance, RuntimeManifest
 
 EPOCH = 1_700_000_000
 SHA = "ab" * 32
@@ -47,13 +47,13 @@ def make_inputs(base: Path, wasm: Path, *, mtime: int = 1, file_mode: int = 0o64
     python_wasm = base / "cpython" / "bin" / "python3.13.wasm"
     python_wasm.write_bytes(wasm.read_bytes())
     python_wasm.chmod(0o755)
-    meta = write(base / "cpython" / "package.json", json.dumps(
-        {"recipe": "build_cpython", "version": "3.13.5", "source_sha256": SHA, "license": "PSF-2.0"}))
+    meta = Provenance(recipe="build_cpython", version="3.13.5", source_sha256=SHA,
+                      license="PSF-2.0").write(base / "cpython" / "package.json")
     pkg_a = base / "pkgs" / "markupsafe"
     write(pkg_a / "site-packages" / "markupsafe" / "__init__.py", "# ms\n", file_mode)
     write(pkg_a / "site-packages" / "markupsafe" / "tool.sh", "#!/bin/sh\n", 0o700)
-    write(pkg_a / "package.json", json.dumps(
-        {"recipe": "markupsafe", "version": "2.1.5", "source_sha256": "cd" * 32, "license": "BSD-3-Clause"}))
+    Provenance(recipe="markupsafe", version="2.1.5", source_sha256="cd" * 32,
+               license="BSD-3-Clause").write(pkg_a / "package.json")
     pkg_b = base / "pkgs" / "six"
     write(pkg_b / "site-packages" / "six.py", "# six\n", file_mode)
     functions = base / "func"
@@ -67,7 +67,7 @@ def make_inputs(base: Path, wasm: Path, *, mtime: int = 1, file_mode: int = 0o64
 def assemble(inputs: dict[str, Path], out: Path, **extra: object) -> dict[str, bundle.Origin]:
     return bundle.assemble_root(
         out, inputs["wasm"], inputs["stdlib"], [inputs["a"], inputs["b"]], inputs["func"],
-        meta={"python": bundle.load_provenance(inputs["meta"], "python")}, **extra,  # type: ignore[arg-type]
+        meta={"python": Provenance.read(inputs["meta"])}, **extra,  # type: ignore[arg-type]
     )
 
 
@@ -100,7 +100,7 @@ def test_manifest_fields(hello_wasm: Path, tmp_path: Path) -> None:
     origins = assemble(inputs, root)
     dest = tmp_path / "manifest.json"
     bundle.write_manifest(root, origins, dest)
-    entries = json.loads(dest.read_text())
+    entries = [entry.model_dump() for entry in RuntimeManifest.read(dest).files]
     assert [e["path"] for e in entries] == sorted(e["path"] for e in entries)
     by_path = {e["path"]: e for e in entries}
     wasm_entry = by_path["bin/python.wasm"]
@@ -211,7 +211,7 @@ def test_bytecode_has_guest_paths_and_no_timestamps(hello_wasm: Path, tmp_path: 
     root = tmp_path / "root"
     origins = bundle.assemble_root(
         root, hello_wasm, stdlib, build_python=Path(sys.executable), python_version=version,
-        meta={"python": bundle.Provenance("build_cpython", source_sha256=SHA)},
+        meta={"python": Provenance(recipe="build_cpython", source_sha256=SHA)},
     )
     tag = sys.implementation.cache_tag
     pyc = root / f"lib/python{version}/json/__pycache__/__init__.{tag}.pyc"
@@ -220,8 +220,8 @@ def test_bytecode_has_guest_paths_and_no_timestamps(hello_wasm: Path, tmp_path: 
     assert marshal.loads(data[16:]).co_filename == f"/lib/python{version}/json/__init__.py"
     rel = pyc.relative_to(root).as_posix()
     assert origins[rel].provenance.recipe == "build_cpython"
-    entries = bundle.write_manifest(root, origins, tmp_path / "m.json")
-    assert any(e["path"] == rel and e["source_sha256"] == SHA for e in entries)
+    entries = bundle.write_manifest(root, origins, tmp_path / "m.json").files
+    assert any(e.path == rel and e.source_sha256 == SHA for e in entries)
 
 
 def test_build_python_version_must_match(hello_wasm: Path, tmp_path: Path) -> None:
@@ -236,3 +236,24 @@ def test_pyc_source() -> None:
     assert bundle.pyc_source("lib/python3.13/__pycache__/os.cpython-313.pyc") == "lib/python3.13/os.py"
     assert bundle.pyc_source("lib/x/__pycache__/m.cpython-313.opt-1.pyc") == "lib/x/m.py"
     assert bundle.pyc_source("lib/x/m.py") is None
+
+
+def test_cpython_output_gives_stdlib_version_and_provenance(hello_wasm: Path, tmp_path: Path) -> None:
+    """--cpython DIR: build_cpython's build-info.json and package.json, no version written down."""
+    cpython = tmp_path / "build_cpython"
+    write(cpython / "runtime/lib/python3.99/os.py", "# os\n")
+    write(cpython / "runtime/lib/python3.99/config-3.99-wasm32-wasi/Makefile", "# 43 MB nobody runs\n")
+    BuildInfo(python_version="3.99", interpreter="python3.99", include="runtime/include/python3.99",
+              home="runtime", stdlib="runtime/lib/python3.99").write(cpython / "build-info.json")
+    Provenance(recipe="build_cpython", version="3.99.0", source_sha256=SHA, license="PSF-2.0").write(
+        cpython / "package.json")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline.wasmbuild.bundle", "assemble", "--out", str(tmp_path / "root"),
+         "--python-wasm", str(hello_wasm), "--cpython", str(cpython), "--manifest", str(tmp_path / "m.json")],
+        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    by_path = {e.path: e for e in RuntimeManifest.read(tmp_path / "m.json").files}
+    assert sorted(by_path) == ["bin/python.wasm", "lib/python3.99/lib-dynload/.keep", "lib/python3.99/os.py"]
+    assert {e.recipe for e in by_path.values()} == {"build_cpython"}
+    assert by_path["lib/python3.99/os.py"].source_sha256 == SHA

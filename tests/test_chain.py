@@ -16,6 +16,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pipeline.engine.toolchain import Toolchain
+from pipeline.wasmbuild.contracts import ExtensionList
+
 REPO = Path(__file__).resolve().parent.parent
 BUILD = REPO / "build"
 
@@ -174,10 +177,11 @@ def test_cpp_extension_builds_links_and_runs(chain: subprocess.CompletedProcess[
     """The C++ path: clang++ for wasm32, libc++/libc++abi, a built-in module that works."""
     proc = doit("packages:cxxdemo")
     assert proc.returncode == 0, proc.stdout[-3000:]
-    extensions = json.loads((BUILD / "packages/cxxdemo/extensions.json").read_text())
-    assert extensions == [{"module": "cxxdemo._words", "init": "PyInit_cxxdemo___words",
-                           "archive": "static/cxxdemo._words.a", "cxx": True, "ldflags": []}]
-    toolchain = json.loads((BUILD / "toolchain/toolchain.json").read_text())
+    extensions = ExtensionList.read(BUILD / "packages/cxxdemo/extensions.json").extensions
+    assert [e.model_dump() for e in extensions] == [{"module": "cxxdemo._words", "init": "PyInit_cxxdemo___words",
+                                                     "archive": "static/cxxdemo._words.a", "cxx": True,
+                                                     "ldflags": []}]
+    toolchain = Toolchain.read(BUILD / "toolchain/toolchain.json").model_dump()
     wasm = tmp_path / "python.wasm"
     subprocess.run([sys.executable, "-m", "pipeline.wasmbuild.link", "--cpython", str(BUILD / "build_cpython"),
                     "--package", str(BUILD / "packages/cxxdemo"), "--cc", toolchain["cc"], "--nm", toolchain["nm"],

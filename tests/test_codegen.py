@@ -148,6 +148,9 @@ def test_cli_cross_compiles_for_another_architecture(progs: dict[str, Path], tmp
     assert artifact.read_bytes()[:4] == b"\x7fELF"
     assert index["bin/python.wasm"]["fingerprint"]["wasmtime"].endswith("(cli)")
     assert index["bin/python.wasm"]["fingerprint"]["target"] == target
+    # the same code path as the host's: what is there is not compiled again
+    again = cli("--root", str(root), "--out", str(tmp_path / "cg"), "--target", target)
+    assert "0 compiled, 2 up to date" in again.stdout, again.stdout
 
 
 def test_cli_bogus_target_fails_clearly(progs: dict[str, Path], tmp_path: Path) -> None:

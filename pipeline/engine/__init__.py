@@ -3,7 +3,9 @@
 It knows nothing of WebAssembly. Modules, in the order data flows through them:
 
     spec      recipe and config models (pydantic, kebab-case aliases)
-    config    pipeline.yaml, and the LLVM cross-toolchain description templates see as `tc`
+    config    pipeline.yaml; toolchain: the LLVM cross toolchain (`Toolchain`) templates see as `tc`
+    contract  the base of every file or variable one process writes and another reads;
+              context: the one the engine writes for Python builders ($RECIPE_JSON)
     loader    finds recipe files, validates them
     graph     dependency resolution, cycles, topological order (graphlib)
     render    jinja2 over every string field

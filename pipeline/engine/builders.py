@@ -7,6 +7,7 @@ only adds the steps a family of recipes always shares.
 from __future__ import annotations
 
 from .spec import Builder, Recipe
+from .toolchain import Toolchain
 
 # Bump a builder's version when its generated steps change meaning.
 BUILDER_VERSIONS: dict[str, str] = {"shell": "1", "autotools": "1", "python-package": "1"}
@@ -23,20 +24,20 @@ def double_quote(arg: str) -> str:
     return '"' + arg.replace("\\", "\\\\").replace('"', '\\"').replace("`", "\\`") + '"'
 
 
-def autotools_steps(recipe: Recipe, tc: dict[str, str]) -> str:
+def autotools_steps(recipe: Recipe, tc: Toolchain) -> str:
     args = " ".join(double_quote(arg) for arg in recipe.build.configure_args)
     return f"""\
-export CC="${{CC:-{tc['cc']}}}" CXX="${{CXX:-{tc['cxx']}}}" AR="${{AR:-{tc['ar']}}}"
-export RANLIB="${{RANLIB:-{tc['ranlib']}}}" NM="${{NM:-{tc['nm']}}}"
+export CC="${{CC:-{tc.cc}}}" CXX="${{CXX:-{tc.cxx}}}" AR="${{AR:-{tc.ar}}}"
+export RANLIB="${{RANLIB:-{tc.ranlib}}}" NM="${{NM:-{tc.nm}}}"
 export CFLAGS="${{CFLAGS:-{recipe.build.cflags or '-O2'}}}" LDFLAGS="${{LDFLAGS:-{recipe.build.ldflags}}}"
-./configure --host={tc['target']} --build="$(uname -m)-pc-linux-gnu" --prefix="$PREFIX" {args}
+./configure --host={tc.target} --build="$(uname -m)-pc-linux-gnu" --prefix="$PREFIX" {args}
 make -j"$JOBS"
 make install DESTDIR="$WORK/destdir"
 cp -a "$WORK/destdir$PREFIX/." "$OUT/"
 """
 
 
-def build_script(builder: Builder, recipe: Recipe, tc: dict[str, str]) -> str:
+def build_script(builder: Builder, recipe: Recipe, tc: Toolchain) -> str:
     """The full bash script for the build step of one recipe."""
     build = recipe.build
     if builder == "shell":

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from ..errors import PipelineError, RecipeError
 from ..paths import Paths
 from .spec import Spec
+from .toolchain import Toolchain
 
 # libyaml's parser is ~10x faster; recipe loading is on every no-op's path.
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -96,28 +97,9 @@ def load_config(root: Path) -> ProjectConfig:
         raise first_error(file, exc) from None
 
 
-def describe_toolchain(config: ProjectConfig, sysroot: Path) -> dict[str, str]:
-    """What recipes template from: compilers and tools for the target."""
-    v = config.llvm_version
-    target = config.target
-    base = f"--target={target} --sysroot={sysroot}"
-    return {
-        "target": target,
-        "cc": f"clang-{v} {base}",
-        "cxx": f"clang++-{v} {base}",
-        "cpp": f"clang-cpp-{v} {base}",
-        "ar": f"llvm-ar-{v}",
-        "ranlib": f"llvm-ranlib-{v}",
-        "nm": f"llvm-nm-{v}",
-        "ld": f"wasm-ld-{v}",
-        "strip": f"llvm-strip-{v}",
-        "clang": f"clang-{v}",
-        "sysroot": str(sysroot),
-        # Debian's per-target libc++ (libc++-N-dev-<target>): C++ compiles and links use these.
-        "libcxx_include": f"/usr/lib/llvm-{v}/include/{target}/c++/v1",
-        "libcxx_lib": f"/usr/lib/llvm-{v}/lib/{target}",
-        "fingerprint_tools": f"clang-{v} wasm-ld-{v} llvm-ar-{v}",
-    }
+def describe_toolchain(config: ProjectConfig, sysroot: Path | str) -> Toolchain:
+    """The cross tools for the configured target and LLVM version (templates see it as `tc`)."""
+    return Toolchain.derive(config.target, config.llvm_version, sysroot)
 
 
 def project_paths(root: Path, config: ProjectConfig) -> Paths:

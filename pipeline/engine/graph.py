@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import graphlib
 from dataclasses import dataclass
 
 from ..errors import RecipeError
@@ -48,56 +49,40 @@ def direct_deps(nodes: dict[str, RecipeFile], entry: RecipeFile, config: Project
     return tuple(dict.fromkeys(found))
 
 
-def find_cycle(deps: dict[str, tuple[str, ...]]) -> list[str] | None:
-    """Return one dependency cycle as a path a -> b -> ... -> a, or None."""
-    state: dict[str, int] = {}  # 1 = on the current path, 2 = finished
-    path: list[str] = []
-
-    def visit(node: str) -> list[str] | None:
-        state[node] = 1
-        path.append(node)
-        for dep in deps[node]:
-            if state.get(dep) == 1:
-                return [*path[path.index(dep) :], dep]
-            if dep not in state and (cycle := visit(dep)):
-                return cycle
-        path.pop()
-        state[node] = 2
-        return None
-
-    for node in sorted(deps):
-        if node not in state and (cycle := visit(node)):
-            return cycle
-    return None
-
-
 def topological_order(deps: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
+    """Dependencies before dependents; among tasks ready together, by name, so the order is stable.
+
+    graphlib finds the order and the cycle; it names a cycle as [a, b, ..., a] with each node
+    depending on the one before it, reversed here to read the way `depends` does.
+    """
+    sorter = graphlib.TopologicalSorter({task: sorted(found) for task, found in deps.items()})
+    try:
+        sorter.prepare()
+    except graphlib.CycleError as exc:
+        raise DependencyCycle(list(reversed(exc.args[1]))) from None
     order: list[str] = []
-    done: set[str] = set()
-    for node in sorted(deps):
-        stack: list[tuple[str, int]] = [(node, 0)]
-        while stack:
-            current, index = stack.pop()
-            if current in done:
-                continue
-            children = sorted(deps[current])
-            if index < len(children):
-                stack.append((current, index + 1))
-                if children[index] not in done:
-                    stack.append((children[index], 0))
-            else:
-                done.add(current)
-                order.append(current)
+    while sorter.is_active():
+        ready = sorted(sorter.get_ready())
+        order += ready
+        sorter.done(*ready)
     return tuple(order)
+
+
+class DependencyCycle(Exception):
+    """Raised by topological_order; `path` runs a -> b -> ... -> a, each depending on the next."""
+
+    def __init__(self, path: list[str]) -> None:
+        super().__init__(" -> ".join(path))
+        self.path = path
 
 
 def build_graph(nodes: dict[str, RecipeFile], config: ProjectConfig) -> Graph:
     deps = {task: direct_deps(nodes, entry, config) for task, entry in nodes.items()}
-    cycle = find_cycle(deps)
-    if cycle:
-        entry = nodes[cycle[0]]
-        raise RecipeError(entry.rel, "depends", "dependency cycle: " + " -> ".join(cycle))
-    order = topological_order(deps)
+    try:
+        order = topological_order(deps)
+    except DependencyCycle as cycle:
+        entry = nodes[cycle.path[0]]
+        raise RecipeError(entry.rel, "depends", f"dependency cycle: {cycle}") from None
     closures: dict[str, frozenset[str]] = {}
     for task in order:  # dependencies first, so each closure is a union of finished ones
         closures[task] = frozenset({task}.union(*(closures[dep] for dep in deps[task])))

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..files import sha256_file
+from ..files import sha256_file, write_atomic
 
 if TYPE_CHECKING:
     from .memo import Witness
@@ -103,9 +103,5 @@ class StatCache:
         with self._lock:
             if not self._dirty or self._db_path is None:
                 return
-            self._db_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self._db_path.with_name(f".{self._db_path.name}.{os.getpid()}")
-            with open(tmp, "w") as handle:
-                json.dump(self._rows, handle, separators=(",", ":"))
-            os.replace(tmp, self._db_path)
+            write_atomic(self._db_path, json.dumps(self._rows, separators=(",", ":")))
             self._dirty = False

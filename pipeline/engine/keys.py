@@ -76,7 +76,7 @@ class KeyComputer:
 
     def fingerprint(self) -> dict[str, str]:
         if self._fingerprint is None:
-            tools = describe_toolchain(self.config, "")["fingerprint_tools"].split()
+            tools = describe_toolchain(self.config, "").fingerprint_tools.split()
             self._fingerprint = probe_toolchain(tools, self.stat_cache)
         return self._fingerprint
 

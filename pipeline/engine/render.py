@@ -23,8 +23,18 @@ from .spec import Recipe
 LITERAL_FIELDS = ("package", "depends", "requirements", "source.sha256", "source.patches")
 
 
+def major_minor(version: str) -> str:
+    """`X.Y.Z` -> `X.Y`: where a pinned version names a directory or an executable."""
+    parts = str(version).split(".")
+    if len(parts) < 2:
+        raise jinja2.TemplateError(f"major_minor: {version!r} has no minor version")
+    return ".".join(parts[:2])
+
+
 def make_environment() -> SandboxedEnvironment:
-    return SandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+    env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+    env.filters["major_minor"] = major_minor
+    return env
 
 
 def sysroot_path(paths: Paths, config: ProjectConfig) -> str:
@@ -67,7 +77,7 @@ def template_context(
     return {
         "config": config.model_dump(),
         "target": config.target,
-        "tc": describe_toolchain(config, sysroot),
+        "tc": describe_toolchain(config, sysroot).template_vars(),
         "sysroot": sysroot,
         "deps": deps,
         "packages": packages,  # every package recipe this task depends on, transitively

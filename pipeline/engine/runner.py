@@ -24,6 +24,7 @@ from ..files import write_json_atomic
 from ..paths import CACHE_ENV
 from .builders import build_script, test_script
 from .config import describe_toolchain
+from .context import BuildContext, source_digest
 from .project import Engine
 from .remote import Transfer
 from .render import sysroot_path
@@ -73,20 +74,20 @@ def run_bash(script: str, cwd: Path, env: dict[str, str], log: Path, label: str)
 
 
 def write_recipe_json(engine: Engine, task: str, work: Path) -> Path:
-    """The rendered recipe and its resolved context, for builders written in Python."""
+    """The rendered recipe and its resolved context (`BuildContext`), for builders written in Python."""
     paths, config = engine.paths, engine.config
-    data = {
-        "task": task,
-        "recipe": engine.rendered[task].model_dump(mode="json", by_alias=True),
-        "deps": {dep: str(paths.output_dir(dep)) for dep in engine.graph.deps[task]},
-        "cpython": str(paths.output_dir(config.cpython_recipe)),
-        "build_python": str(paths.output_dir(config.build_python_recipe)),
-        "tc": describe_toolchain(config, sysroot_path(paths, config)),
-        "source_sha256": (engine.keys.inputs(task)["source"] if engine.rendered[task].source else None),
-    }
-    target = work / "recipe.json"
-    write_json_atomic(target, data)
-    return target
+    context = BuildContext(
+        task=task,
+        recipe=engine.rendered[task],
+        deps={dep: str(paths.output_dir(dep)) for dep in engine.graph.deps[task]},
+        package_deps=[str(paths.output_dir(dep)) for dep in engine.graph.deps[task]
+                      if engine.graph.nodes[dep].is_package],
+        cpython=str(paths.output_dir(config.cpython_recipe)),
+        build_python=str(paths.output_dir(config.build_python_recipe)),
+        toolchain=describe_toolchain(config, sysroot_path(paths, config)),
+        source_sha256=source_digest(engine.keys.inputs(task)["source"]),
+    )
+    return context.write(work / "recipe.json")
 
 
 def step_env(engine: Engine, task: str, out: Path, work: Path, src: Path | None) -> dict[str, str]:

@@ -1,11 +1,16 @@
 """The wasm build tools recipes run (`python -m pipeline.wasmbuild.X` in their steps).
 
+    contracts  every file and variable these tools pass between processes, as versioned models
+    toolchain  the toolchain task's outputs: toolchain.json, compiler wrappers, cross files
+    cpythonkit build_cpython's relink kit, build info and provenance, from CPython's Makefile
     pypackage  the python-package builder: a wheel from an sdist with cross-compiler stand-ins
-    crosscc    those stand-ins: compiles go to clang for the target, "shared" links make archives
+    crosscc    those stand-ins: compiles go to clang for the target, "shared" links make archives;
+               crossargs: their settings ($PIPELINE_CROSS) and log, standard library only
     wasmobj    one symbol namespace per extension module (localizes globals in a wasm object)
     link       python.wasm relinked with every package's extensions as built-in modules
     bundle     the runtime root: python.wasm, stdlib, site-packages, functions, manifest, tarball
     codegen    ahead-of-time machine code for every .wasm of a runtime root
+    guesttests the parallel test harness: one python.wasm per test module, then a report
     regrtest   passed/failed/skipped per test module from JUnit reports
     mkpkg      a package recipe from PyPI metadata
 

@@ -17,26 +17,24 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import io
-import json
 import os
 import re
 import stat
 import subprocess
 import tarfile
-import tempfile
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
+from fnmatch import fnmatch
 from pathlib import Path
 
 from ..errors import PipelineError, report_error
-from ..files import sha256_file
+from ..files import atomic_output, sha256_file
+from .contracts import BuildInfo, ManifestEntry, Provenance, RuntimeManifest
 
-PYTHON_VERSION = "3.13"
-# Top-level stdlib entries left out of the runtime root.
-# config-3.13-*: the static libpython and Makefile for building against it; 43 MB nobody runs.
-STDLIB_EXCLUDES = frozenset({"test", "idlelib", "tkinter", "turtledemo", "ensurepip", "config-3.13-wasm32-wasi"})
+# Top-level stdlib entries left out of the runtime root (fnmatch patterns).
+# config-X.Y-<platform>: the static libpython and Makefile for building against it; 43 MB nobody runs.
+STDLIB_EXCLUDES = frozenset({"test", "idlelib", "tkinter", "turtledemo", "ensurepip", "config-*"})
+STDLIB_DIR = re.compile(r"^python(?P<version>\d+\.\d+)$")
 # Left out of every source tree: bytecode is regenerated with guest paths (--build-python).
 EXCLUDED_EVERYWHERE = frozenset({"__pycache__"})
 META_ROLES = ("python", "functions")
@@ -52,16 +50,6 @@ class BundleError(PipelineError):
 
 
 @dataclass(frozen=True)
-class Provenance:
-    """Where a group of files came from."""
-
-    recipe: str
-    version: str | None = None
-    source_sha256: str | None = None
-    license: str | None = None
-
-
-@dataclass(frozen=True)
 class Origin:
     """Where one file of the root came from: its recipe and the host file copied."""
 
@@ -69,35 +57,22 @@ class Origin:
     source: str
 
 
-def stdlib_dir(python_version: str = PYTHON_VERSION) -> str:
+def stdlib_dir(python_version: str) -> str:
     return f"lib/python{python_version}"
 
 
-def load_provenance(path: Path, default_recipe: str) -> Provenance:
-    """Read a package.json-style file; a missing "recipe" falls back to default_recipe."""
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise BundleError(f"{path}: cannot read provenance: {exc}") from None
-    if not isinstance(data, dict):
-        raise BundleError(f"{path}: expected a JSON object")
-
-    def text(key: str) -> str | None:
-        value = data.get(key)
-        return None if value is None else str(value)
-
-    return Provenance(
-        recipe=text("recipe") or default_recipe,
-        version=text("version"),
-        source_sha256=text("source_sha256"),
-        license=text("license"),
-    )
+def stdlib_version(stdlib: Path) -> str:
+    """X.Y of a stdlib directory, from its name (`.../lib/pythonX.Y`)."""
+    match = STDLIB_DIR.match(stdlib.name)
+    if match is None:
+        raise BundleError(f"--stdlib {stdlib}: not named pythonX.Y; give --python-version")
+    return match["version"]
 
 
 def package_provenance(package_dir: Path) -> Provenance:
     meta = package_dir / PACKAGE_META
     if meta.is_file():
-        return load_provenance(meta, package_dir.name)
+        return Provenance.read(meta)
     return Provenance(recipe=package_dir.name)
 
 
@@ -106,9 +81,9 @@ def _walk_files(
 ) -> Iterator[tuple[str, Path]]:
     """(relative posix path, host path) of every file below top, following links.
 
-    Entries named in ``excluded`` are skipped at any depth, in ``excluded_top`` only at
-    the top. Links are resolved (their targets get copied); a dangling link, a special file or a
-    directory loop is an error.
+    Entries named in ``excluded`` are skipped at any depth, those matching a pattern of
+    ``excluded_top`` only at the top. Links are resolved (their targets get copied); a
+    dangling link, a special file or a directory loop is an error.
     """
     seen: set[tuple[int, int]] = set()
 
@@ -118,7 +93,7 @@ def _walk_files(
             raise BundleError(f"{folder}: directory loop through a symlink")
         seen.add((st.st_dev, st.st_ino))
         for entry in sorted(os.scandir(folder), key=lambda e: e.name):
-            if entry.name in excluded or (not prefix and entry.name in excluded_top):
+            if entry.name in excluded or (not prefix and any(fnmatch(entry.name, p) for p in excluded_top)):
                 continue
             path = Path(entry.path)
             try:
@@ -196,11 +171,11 @@ def _check_build_python(exe: Path, python_version: str) -> None:
         )
 
 
-def compile_bytecode(root: Path, build_python: Path, python_version: str = PYTHON_VERSION) -> None:
+def compile_bytecode(root: Path, build_python: Path, python_version: str) -> None:
     """compileall over root/lib with a native CPython of the runtime's version.
 
     unchecked-hash .pyc files hold no timestamps; -d makes the file names inside them
-    the guest's (/lib/python3.13/...).
+    the guest's (/lib/pythonX.Y/...).
     """
     _check_build_python(build_python, python_version)
     cmd = [
@@ -239,9 +214,12 @@ def assemble_root(
     functions: Path | None = None,
     build_python: Path | None = None,
     meta: dict[str, Provenance] | None = None,
-    python_version: str = PYTHON_VERSION,
+    python_version: str | None = None,
 ) -> dict[str, Origin]:
-    """Build the runtime root in ``out`` (absent or empty); returns each file's origin."""
+    """Build the runtime root in ``out`` (absent or empty); returns each file's origin.
+
+    ``python_version`` (X.Y) defaults to the one the stdlib directory is named after.
+    """
     meta = meta or {}
     if out.exists() and any(out.iterdir()):
         raise BundleError(f"--out {out}: not empty (assemble into a fresh directory)")
@@ -249,6 +227,7 @@ def assemble_root(
         raise BundleError(f"--python-wasm {python_wasm}: no such file")
     if not (stdlib / "os.py").is_file():
         raise BundleError(f"--stdlib {stdlib}: not a standard library (no os.py)")
+    python_version = python_version or stdlib_version(stdlib)
     out.mkdir(parents=True, exist_ok=True)
     python = meta.get("python", Provenance(recipe="python"))
     origins: dict[str, Origin] = {}
@@ -280,22 +259,7 @@ def assemble_root(
     return origins
 
 
-@contextmanager
-def atomic_output(dest: Path) -> Iterator[io.BufferedWriter]:
-    """A file handle whose content replaces ``dest`` only if the block succeeds."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            yield handle
-        os.chmod(tmp, FILE_MODE)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def manifest_entries(root: Path, origins: dict[str, Origin]) -> list[dict[str, object]]:
+def make_manifest(root: Path, origins: dict[str, Origin]) -> RuntimeManifest:
     """One entry per file of root, sorted by path; every file must have an origin."""
     entries = []
     for rel, path in _walk_files(root):
@@ -303,26 +267,19 @@ def manifest_entries(root: Path, origins: dict[str, Origin]) -> list[dict[str, o
         if origin is None:
             raise BundleError(f"{rel}: in {root} but no origin was recorded for it")
         prov = origin.provenance
-        entries.append({
-            "path": rel,
-            "size": path.stat().st_size,
-            "sha256": sha256_file(path),
-            "recipe": prov.recipe,
-            "source_sha256": prov.source_sha256,
-            "license": prov.license,
-        })
-    missing = sorted(set(origins) - {e["path"] for e in entries})
+        entries.append(ManifestEntry(path=rel, size=path.stat().st_size, sha256=sha256_file(path),
+                                     recipe=prov.recipe, source_sha256=prov.source_sha256, license=prov.license))
+    missing = sorted(set(origins) - {e.path for e in entries})
     if missing:
         raise BundleError(f"{missing[0]}: recorded but missing from {root}")
-    return sorted(entries, key=lambda e: str(e["path"]))
+    return RuntimeManifest(files=sorted(entries, key=lambda e: e.path))
 
 
-def write_manifest(root: Path, origins: dict[str, Origin], dest: Path) -> list[dict[str, object]]:
-    """Write the manifest (a JSON list sorted by path) atomically; returns it."""
-    entries = manifest_entries(root, origins)
-    with atomic_output(dest) as handle:
-        handle.write((json.dumps(entries, indent=1, sort_keys=True) + "\n").encode())
-    return entries
+def write_manifest(root: Path, origins: dict[str, Origin], dest: Path) -> RuntimeManifest:
+    """Write the manifest atomically; returns it."""
+    manifest = make_manifest(root, origins)
+    manifest.write(dest)
+    return manifest
 
 
 def _tree_entries(root: Path) -> list[tuple[str, Path]]:
@@ -383,7 +340,7 @@ def parse_meta(items: list[str]) -> dict[str, Provenance]:
         role, sep, file = item.partition("=")
         if not sep or role not in META_ROLES:
             raise BundleError(f"--meta {item!r}: expected ROLE=FILE with ROLE one of {', '.join(META_ROLES)}")
-        meta[role] = load_provenance(Path(file), role)
+        meta[role] = Provenance.read(Path(file))
     return meta
 
 
@@ -395,24 +352,27 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=(
             "example:\n  \"$PYTHON\" -m pipeline.wasmbuild.bundle assemble --out \"$OUT/root\" \\\n"
-            "    --python-wasm \"$CPY/bin/python3.13.wasm\" --stdlib \"$CPY/lib/python3.13\" \\\n"
-            "    --meta python=\"$CPY/package.json\" --package \"$PKG/markupsafe\" --functions func \\\n"
-            "    --build-python \"$BUILD_PY/bin/python3.13\" \\\n"
+            "    --python-wasm \"$LINKED/python.wasm\" --cpython \"$CPY\" \\\n"
+            "    --package \"$PKG/markupsafe\" --functions func \\\n"
+            "    --build-python \"$BUILD_PY/bin/python3.X\" \\\n"
             "    --manifest \"$OUT/manifest.json\" --tarball \"$OUT/runtime_root.tar.gz\"\n"
             "The tarball's mtimes are $SOURCE_DATE_EPOCH (0 when unset)."
         ),
     )
     asm.add_argument("--out", type=Path, required=True, metavar="DIR", help="the root to create (absent or empty)")
     asm.add_argument("--python-wasm", type=Path, required=True, metavar="FILE")
-    asm.add_argument("--stdlib", type=Path, required=True, metavar="DIR", help="e.g. PREFIX/lib/python3.13")
+    asm.add_argument("--cpython", type=Path, metavar="DIR",
+                     help="build_cpython's output: its build-info.json gives --stdlib and --python-version, "
+                          "its package.json --meta python")
+    asm.add_argument("--stdlib", type=Path, metavar="DIR", help="e.g. PREFIX/lib/pythonX.Y")
     asm.add_argument("--package", type=Path, action="append", default=[], metavar="DIR",
                      help="a package output holding site-packages/ (and package.json); repeatable")
     asm.add_argument("--functions", type=Path, metavar="DIR", help="copied to functions/")
     asm.add_argument("--build-python", type=Path, metavar="EXE",
-                     help=f"native CPython {PYTHON_VERSION} for compileall (never the host Python)")
+                     help="native CPython of the runtime's X.Y for compileall (never the host Python)")
     asm.add_argument("--meta", action="append", default=[], metavar="ROLE=FILE",
                      help="provenance JSON for 'python' (python.wasm + stdlib) or 'functions'")
-    asm.add_argument("--python-version", default=PYTHON_VERSION, metavar="X.Y")
+    asm.add_argument("--python-version", metavar="X.Y", help="default: from --cpython, else --stdlib's name")
     asm.add_argument("--manifest", type=Path, metavar="FILE", help="write the JSON manifest here")
     asm.add_argument("--tarball", type=Path, metavar="FILE", help="write a reproducible .tar.gz here")
     tar = sub.add_parser("tarball", help="pack an existing directory reproducibly")
@@ -423,9 +383,18 @@ def _parser() -> argparse.ArgumentParser:
 
 def cmd_assemble(args: argparse.Namespace) -> int:
     epoch = source_date_epoch()
+    meta = parse_meta(args.meta)
+    stdlib, python_version = args.stdlib, args.python_version
+    if args.cpython is not None:
+        info = BuildInfo.read(args.cpython / "build-info.json")
+        stdlib = stdlib or args.cpython / info.stdlib
+        python_version = python_version or info.python_version
+        meta.setdefault("python", Provenance.read(args.cpython / PACKAGE_META))
+    if stdlib is None:
+        raise BundleError("give --cpython or --stdlib")
     origins = assemble_root(
-        args.out, args.python_wasm, args.stdlib, args.package, args.functions,
-        args.build_python, parse_meta(args.meta), args.python_version,
+        args.out, args.python_wasm, stdlib, args.package, args.functions,
+        args.build_python, meta, python_version,
     )
     if args.manifest is not None:
         write_manifest(args.out, origins, args.manifest)

@@ -18,14 +18,14 @@ import shutil
 import subprocess
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import wasmtime
 
 from ..errors import PipelineError, report_error
-from ..files import sha256_file, write_atomic
+from ..files import atomic_path, sha256_file, write_atomic
 from ..runtime import wasm
 from ..runtime.wasm import ARTIFACT_SUFFIX as SUFFIX
-from ..runtime.wasm import target_dir
 
 INDEX = "index.json"
 
@@ -45,12 +45,34 @@ def wasm_files(root: Path) -> list[tuple[str, Path]]:
     return sorted((p.relative_to(root).as_posix(), p) for p in found)
 
 
-def _compile_one(engine: wasmtime.Engine, rel: str, path: Path, dest: Path) -> None:
-    try:
-        code = wasm.compile_module(engine, path)
-    except wasmtime.WasmtimeError as exc:
-        raise PipelineError(f"{rel}: cannot compile: {exc}") from None
-    write_atomic(dest, code)
+class ArtifactCompiler(Protocol):
+    """Makes machine code for one target; its fingerprint goes into every artifact's key."""
+
+    def target(self) -> str: ...
+
+    def fingerprint(self) -> dict[str, object]: ...
+
+    def compile(self, rel: str, source: Path, dest: Path) -> None: ...
+
+
+@dataclass(frozen=True)
+class EngineCompiler:
+    """wasmtime-py's own engine, in process: the host's backend, or pulley."""
+
+    engine: wasmtime.Engine
+
+    def target(self) -> str:
+        return str(self.fingerprint()["target"])
+
+    def fingerprint(self) -> dict[str, object]:
+        return wasm.compat_fingerprint(self.engine)
+
+    def compile(self, rel: str, source: Path, dest: Path) -> None:
+        try:
+            code = wasm.compile_module(self.engine, source)
+        except wasmtime.WasmtimeError as exc:
+            raise PipelineError(f"{rel}: cannot compile: {exc}") from None
+        write_atomic(dest, code)
 
 
 def find_reusable(name: str, places: list[Path]) -> Path | None:
@@ -58,17 +80,22 @@ def find_reusable(name: str, places: list[Path]) -> Path | None:
     return next((place / name for place in places if (place / name).is_file()), None)
 
 
-def generate(root: Path, codegen_dir: Path, engine: wasmtime.Engine, reuse: list[Path] | None = None) -> CodegenResult:
+def generate(
+    root: Path, codegen_dir: Path, compiler: ArtifactCompiler | wasmtime.Engine, reuse: list[Path] | None = None
+) -> CodegenResult:
     """Compile every .wasm under root that has no artifact yet; rewrite the index.
 
-    `reuse`: directories of earlier artifacts (a previous codegen output's target
-    dir, the runner's module cache) to copy from instead of compiling.
+    `compiler`: wasmtime-py's engine (or an `EngineCompiler`), or the wasmtime CLI for a
+    target only it can compile for. `reuse`: directories of earlier artifacts (a previous
+    codegen output's target dir, the runner's module cache) to copy from instead of compiling.
     """
+    if isinstance(compiler, wasmtime.Engine):
+        compiler = EngineCompiler(compiler)
     files = wasm_files(root)
     if not files:
         raise PipelineError(f"--root {root}: no .wasm files under it")
-    fingerprint = wasm.compat_fingerprint(engine)
-    out = target_dir(codegen_dir, engine)
+    fingerprint = compiler.fingerprint()
+    out = codegen_dir / compiler.target()
     out.mkdir(parents=True, exist_ok=True)
     result = CodegenResult()
     for rel, path in files:
@@ -79,10 +106,11 @@ def generate(root: Path, codegen_dir: Path, engine: wasmtime.Engine, reuse: list
         if artifact.is_file():
             result.reused.append(rel)
         elif earlier is not None:
-            shutil.copyfile(earlier, artifact)
+            with atomic_path(artifact) as tmp:
+                shutil.copyfile(earlier, tmp)
             result.reused.append(rel)
         else:
-            _compile_one(engine, rel, path, artifact)
+            compiler.compile(rel, path, artifact)
             result.compiled.append(rel)
         result.index[rel] = {
             "key": key, "wasm_sha256": digest, "artifact": artifact.name, "fingerprint": fingerprint,
@@ -137,45 +165,26 @@ class CliCompiler:
         if not os.access(shipped, os.X_OK):  # the wheel installs it without its exec bit
             exe = wasm.default_module_cache().parent / "tools" / f"wasmtime-cli-{sha256_file(shipped)[:16]}"
             if not exe.exists():
-                exe.parent.mkdir(parents=True, exist_ok=True)
-                tmp = exe.with_name(f".{exe.name}.{os.getpid()}")
-                shutil.copyfile(shipped, tmp)
-                tmp.chmod(0o755)
-                os.replace(tmp, exe)
+                with atomic_path(exe, mode=0o755) as tmp:
+                    shutil.copyfile(shipped, tmp)
         return cls(exe, wasm.EngineSettings(target=target))
 
     def fingerprint(self) -> dict[str, object]:
         version = subprocess.run([str(self.exe), "--version"], capture_output=True, text=True, check=True)
         return {**asdict(self.settings), "wasmtime": version.stdout.split()[1] + " (cli)"}
 
-    def compile(self, source: Path, dest: Path) -> None:
+    def target(self) -> str:
+        return self.settings.target
+
+    def compile(self, rel: str, source: Path, dest: Path) -> None:
         s = self.settings
         flags = (f"epoch-interruption={'y' if s.epoch_interruption else 'n'},max-wasm-stack={s.max_wasm_stack},"
                  f"async-stack-size={s.async_stack_size}")
-        tmp = dest.with_name(f".{dest.name}.tmp")
-        argv = [str(self.exe), "compile", "--target", s.target, "-W", flags, str(source), "-o", str(tmp)]
-        proc = subprocess.run(argv, capture_output=True, text=True, check=False)
-        if proc.returncode:
-            raise PipelineError(f"wasmtime compile --target {s.target} {source.name}: {proc.stderr.strip()}")
-        os.replace(tmp, dest)
-
-
-def generate_foreign(root: Path, codegen_dir: Path, cli: CliCompiler) -> CodegenResult:
-    """Like generate, for a target only the wasmtime CLI can compile for."""
-    fingerprint = cli.fingerprint()
-    out = codegen_dir / cli.settings.target
-    out.mkdir(parents=True, exist_ok=True)
-    result = CodegenResult()
-    for rel, path in wasm_files(root):
-        digest = sha256_file(path)
-        key = wasm.key_for(fingerprint, digest)
-        artifact = out / f"{key}{SUFFIX}"
-        if not artifact.is_file():
-            cli.compile(path, artifact)
-        result.compiled.append(rel)
-        result.index[rel] = {"key": key, "wasm_sha256": digest, "artifact": artifact.name, "fingerprint": fingerprint}
-    write_atomic(out / INDEX, json.dumps(result.index, indent=1, sort_keys=True) + "\n")
-    return result
+        with atomic_path(dest) as tmp:
+            argv = [str(self.exe), "compile", "--target", s.target, "-W", flags, str(source), "-o", str(tmp)]
+            proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+            if proc.returncode:
+                raise PipelineError(f"{rel}: wasmtime compile --target {s.target}: {proc.stderr.strip()}")
 
 
 def make_codegen_engine(target: str | None) -> wasmtime.Engine:
@@ -194,12 +203,13 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         cli = CliCompiler.find(args.target) if args.target else None
+        compiler: ArtifactCompiler
         if cli is not None and not wasm.can_compile_for(args.target):
-            result = generate_foreign(args.root, args.out, cli)
+            compiler = cli
         else:
-            engine = make_codegen_engine(args.target)
-            places = [target_dir(d, engine) for d in args.reuse] + [wasm.default_module_cache()]
-            result = generate(args.root, args.out, engine, places)
+            compiler = EngineCompiler(make_codegen_engine(args.target))
+        places = [d / compiler.target() for d in args.reuse] + [wasm.default_module_cache()]
+        result = generate(args.root, args.out, compiler, places)
     except PipelineError as exc:
         return report_error(exc)
     print(f"codegen: {len(result.compiled)} compiled, {len(result.reused)} up to date")

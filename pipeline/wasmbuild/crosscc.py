@@ -9,19 +9,20 @@ they build shared libraries for it. With CC/CXX/LDSHARED pointing here:
   Its init symbol is renamed to a name unique to the dotted module name (two
   packages may both have `_speedups`) by recompiling the one object defining it.
 
-Configuration comes from the environment the package builder sets (CROSS_*).
+Configuration is one JSON environment variable the package builder sets
+($PIPELINE_CROSS, `CrossSettings`); every compile and archive is appended to its log.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import shlex
 import subprocess
 import sys
 from pathlib import Path
 
+from ..errors import PipelineError, report_error
+from .crossargs import CompileEvent, CrossSettings, ExtensionEvent, append_event, read_events
 from .wasmobj import localize_globals
 
 DROP_FLAGS = frozenset({"-fPIC", "-fpic", "-pthread", "-shared", "-fno-semantic-interposition"})
@@ -46,17 +47,10 @@ def keep(arg: str, extra_drop: set[str]) -> bool:
     return arg not in DROP_FLAGS and arg not in extra_drop and not HOST_PATH.match(arg)
 
 
-def compiler(lang: str) -> list[str]:
-    base = os.environ["CROSS_CXX" if lang == "c++" else "CROSS_CC"]
-    flags = os.environ.get("CROSS_CXXFLAGS" if lang == "c++" else "CROSS_CFLAGS", "")
-    return shlex.split(base) + shlex.split(flags)
-
-
-def log_event(event: dict[str, object]) -> None:
-    log = os.environ.get("CROSS_LOG")
-    if log:
-        with open(log, "a") as handle:
-            handle.write(json.dumps(event) + "\n")
+def compiler(settings: CrossSettings, lang: str) -> list[str]:
+    if lang == "c++":
+        return [*settings.cxx, *settings.cxxflags]
+    return [*settings.cc, *settings.cflags]
 
 
 def run(argv: list[str]) -> int:
@@ -66,37 +60,29 @@ def run(argv: list[str]) -> int:
 CXX_SOURCES = (".cpp", ".cc", ".cxx", ".C", ".c++")
 
 
-def compile_step(lang: str, args: list[str]) -> int:
+def compile_step(settings: CrossSettings, lang: str, args: list[str]) -> int:
     if any(arg.endswith(CXX_SOURCES) for arg in args):
         lang = "c++"  # some backends compile C++ sources with CC: give them libc++ anyway
-    host_include = {f"-I{p}" for p in os.environ.get("CROSS_DROP_INCLUDES", "").split(os.pathsep) if p}
-    argv = compiler(lang) + [a for a in args if keep(a, host_include)]
+    host_include = {f"-I{p}" for p in settings.drop_includes}
+    argv = compiler(settings, lang) + [a for a in args if keep(a, host_include)]
     if "-c" in args and "-o" in args:
-        log_event({"kind": "compile", "lang": lang, "cwd": os.getcwd(), "argv": argv,
-                   "output": os.path.abspath(args[args.index("-o") + 1])})
+        append_event(Path(settings.log), CompileEvent(lang="c++" if lang == "c++" else "c", cwd=os.getcwd(),
+                                                      argv=tuple(argv),
+                                                      output=os.path.abspath(args[args.index("-o") + 1])))
     return run(argv)
 
 
-def defines_symbol(obj: str, symbol: str) -> bool:
-    nm = os.environ.get("CROSS_NM", "llvm-nm")
+def defines_symbol(nm: str, obj: str, symbol: str) -> bool:
     out = subprocess.run([nm, "--defined-only", "--extern-only", "-j", obj], capture_output=True, text=True,
                          check=False).stdout
     return symbol in out.split()
 
 
-def compiles_by_output() -> dict[str, dict]:
-    log = os.environ.get("CROSS_LOG")
-    events: dict[str, dict] = {}
-    if log and os.path.exists(log):
-        with open(log) as handle:
-            for line in handle:
-                event = json.loads(line)
-                if event["kind"] == "compile":
-                    events[event["output"]] = event
-    return events
+def compiles_by_output(log: Path) -> dict[str, CompileEvent]:
+    return {event.output: event for event in read_events(log) if isinstance(event, CompileEvent)}
 
 
-def link_step(args: list[str], linker: str = "ldshared") -> int:
+def link_step(settings: CrossSettings, args: list[str], linker: str = "ldshared") -> int:
     """Archive the objects instead of linking a shared library.
 
     The module's objects and the static libraries it links (meson's helper
@@ -110,14 +96,14 @@ def link_step(args: list[str], linker: str = "ldshared") -> int:
     # Relative to the build's working dir (setuptools: build/lib.*/pkg/..., meson: pkg/...).
     dotted = module_name(given)
     short = "PyInit_" + dotted.rsplit(".", 1)[-1]
-    compiles = compiles_by_output()
+    compiles = compiles_by_output(Path(settings.log))
     for obj in objects:
-        if defines_symbol(obj, short):
+        if defines_symbol(settings.nm, obj, short):
             event = compiles.get(os.path.abspath(obj))
             if event is None:
                 print(f"crosscc: cannot rename {short}: no logged compile for {obj}", file=sys.stderr)
                 return 1
-            code = subprocess.run(event["argv"] + [f"-D{short}={init_symbol(dotted)}"], cwd=event["cwd"],
+            code = subprocess.run([*event.argv, f"-D{short}={init_symbol(dotted)}"], cwd=event.cwd,
                                   check=False).returncode
             if code:
                 return code
@@ -128,18 +114,19 @@ def link_step(args: list[str], linker: str = "ldshared") -> int:
     # own, as a shared library would have (see pipeline.wasmobj).
     merged = f"{output}.o"
     try:
-        code = run([os.environ.get("CROSS_LD", "wasm-ld"), "-r", "-o", merged, *objects, *static_libs])
+        code = run([settings.ld, "-r", "-o", merged, *objects, *static_libs])
         if code:
             return code
         localize_globals(Path(merged), {init_symbol(dotted)})
-        code = run([os.environ.get("CROSS_AR", "llvm-ar"), "rcs", output, merged])
+        code = run([settings.ar, "rcs", output, merged])
     finally:
         if os.path.exists(merged):
             os.unlink(merged)
     # Linked by the C++ driver (meson does so when any linked-in part is C++), or C++ objects.
-    uses_cxx = linker == "c++" or any(compiles.get(os.path.abspath(o), {}).get("lang") == "c++" for o in objects)
-    log_event({"kind": "extension", "module": dotted, "init": init_symbol(dotted), "output": output,
-               "libs": libs, "cxx": uses_cxx or "-lstdc++" in libs})
+    uses_cxx = linker == "c++" or any(
+        (event := compiles.get(os.path.abspath(o))) is not None and event.lang == "c++" for o in objects)
+    append_event(Path(settings.log), ExtensionEvent(module=dotted, init=init_symbol(dotted), output=output,
+                                                    libs=tuple(libs), cxx=uses_cxx or "-lstdc++" in libs))
     return code
 
 
@@ -149,9 +136,13 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m pipeline.wasmbuild.crosscc cc|c++|ldshared ARGS...", file=sys.stderr)
         return 2
     mode, rest = args[0], args[1:]
+    try:
+        settings = CrossSettings.from_env()
+    except PipelineError as exc:
+        return report_error(exc)
     # Some backends link C++ extensions with CXX itself: a compiler asked for a .so links too.
     links = mode == "ldshared" or ("-c" not in rest and "-o" in rest and SO_SUFFIX.search(rest[rest.index("-o") + 1]))
-    return link_step(rest, mode) if links else compile_step(mode, rest)
+    return link_step(settings, rest, mode) if links else compile_step(settings, mode, rest)
 
 
 if __name__ == "__main__":

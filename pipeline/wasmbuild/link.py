@@ -1,13 +1,13 @@
 """Relink python.wasm with static C extensions registered as built-in modules.
 
 WASI has no dlopen. build_cpython leaves a relink kit (`relink/`): Programs'
-python.o, libpython3.13.a, Modules/config.c and the link line as data
+python.o, libpythonX.Y.a, Modules/config.c and the link line as data
 (link.json). Each package output lists its extensions in extensions.json
 (module, init symbol, archive). This writes a config.c whose inittab names each
 extension by its full dotted name, compiles it, and links.
 
     python -m pipeline.wasmbuild.link --cpython build/build_cpython --package build/packages/markupsafe \
-        --cc "clang-19 --target=wasm32-wasi --sysroot=..." -o python.wasm
+        --cc "clang-N --target=wasm32-wasi --sysroot=..." -o python.wasm
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import PipelineError, report_error
+from .contracts import ExtensionList, RelinkKit
 
 # Debian's libc++abi for wasm32 is built without exceptions. C++ code compiled with
 # them on (numpy's pocketfft throws) calls these: a throw ends the program loudly.
@@ -53,11 +54,11 @@ def read_extensions(package_dirs: list[Path]) -> list[Extension]:
     found: list[Extension] = []
     for folder in package_dirs:
         listing = folder / "extensions.json"
-        if not listing.exists():
+        if not listing.exists():  # a pure-Python package
             continue
-        for item in json.loads(listing.read_text()):
-            found.append(Extension(item["module"], item["init"], folder / item["archive"], folder.name,
-                                   bool(item.get("cxx")), tuple(item.get("ldflags", ()))))
+        for item in ExtensionList.read(listing).extensions:
+            found.append(Extension(item.module, item.init, folder / item.archive, folder.name,
+                                   item.cxx, tuple(item.ldflags)))
     seen: dict[str, Extension] = {}
     for ext in found:
         if ext.module in seen:
@@ -120,13 +121,13 @@ def link_python(
     extra_ldflags: tuple[str, ...] = (), libcxx_lib: str | None = None,
 ) -> list[Extension]:
     kit = cpython / "relink"
-    spec = json.loads((kit / "link.json").read_text())
+    spec = RelinkKit.read(kit / "link.json")
     extensions = read_extensions(packages)
     check_symbol_clashes(extensions, nm)
     work.mkdir(parents=True, exist_ok=True)
     config_c = work / "config.c"
-    config_c.write_text(make_config_c((kit / "config.c").read_text(), extensions))
-    includes = [f"-I{cpython / inc}" for inc in spec["includes"]]
+    config_c.write_text(make_config_c((kit / spec.config_c).read_text(), extensions))
+    includes = [f"-I{cpython / inc}" for inc in spec.includes]
     compiler = shlex.split(cc)
     config_o = work / "config.o"
     run([*compiler, "-DPy_BUILD_CORE", *includes, "-c", str(config_c), "-o", str(config_o)], "compile config.c")
@@ -139,11 +140,11 @@ def link_python(
             raise PipelineError("C++ extensions need --libcxx-lib (the target's libc++ directory)")
         cxx = (str(cxxabi_o), f"-L{libcxx_lib}", "-lc++", "-lc++abi")
     package_flags = dict.fromkeys(flag for e in extensions for flag in e.ldflags)
-    objects = [str(kit / obj) for obj in spec["objects"]]
-    libs = [kit_path(kit, lib) for lib in spec["libs"]]
+    objects = [str(kit / obj) for obj in spec.objects]
+    libs = [kit_path(kit, lib) for lib in spec.libs]
     output.parent.mkdir(parents=True, exist_ok=True)
-    argv = [*compiler, *spec["ldflags"], *extra_ldflags, "-o", str(output), *objects, str(config_o),
-            *(str(e.archive) for e in extensions), str(kit / spec["archive"]), *libs, *package_flags, *cxx]
+    argv = [*compiler, *spec.ldflags, *extra_ldflags, "-o", str(output), *objects, str(config_o),
+            *(str(e.archive) for e in extensions), str(kit / spec.archive), *libs, *package_flags, *cxx]
     run(argv, "link python.wasm")
     return extensions
 

@@ -9,10 +9,8 @@ edge case never leaves a broken recipe behind.
 
 from __future__ import annotations
 
-import os
 import re
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ from ..engine import sources
 from ..engine.config import read_yaml
 from ..engine.loader import PACKAGE_GROUP, load_recipe
 from ..errors import PipelineError, RecipeError
+from ..files import atomic_path
 from ..paths import Paths
 
 RUN_COMMENT = "  # runtime deps; each one must have its own recipe in recipes/packages/"
@@ -152,20 +151,13 @@ def recipe_candidates(paths: Paths, name: str) -> list[Path]:
 
 def write_validated(paths: Paths, target: Path, text: str) -> None:
     """Write beside `target`, validate through the loader, then rename into place."""
-    target.parent.mkdir(parents=True, exist_ok=True)
     rel = str(target.relative_to(paths.root))
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".mkpkg-tmp")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "w") as out:
-            out.write(text)
+    with atomic_path(target) as tmp:
+        tmp.write_text(text)
         try:
             load_recipe(paths, tmp)
         except RecipeError as exc:
             raise RecipeError(rel, exc.field, f"{exc.message} (generated recipe is invalid; nothing written)") from None
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def make_recipe(paths: Paths, name: str, version: str | None = None) -> Path:

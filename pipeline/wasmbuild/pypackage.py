@@ -13,7 +13,6 @@ Run by the builder's generated step; reads $RECIPE_JSON, $SRC, $OUT, $WORK.
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import shutil
@@ -21,25 +20,25 @@ import subprocess
 import sys
 import tomllib
 from pathlib import Path
-from typing import Any
 
+from ..engine.context import BuildContext
 from ..errors import PipelineError, report_error
+from .contracts import BuildInfo, Extension, ExtensionList, Provenance
+from .crossargs import CrossSettings, ExtensionEvent, read_events
 from .crosscc import module_name
+from .toolchain import fill_template, write_exec_wrapper
 
 ARCHIVE_MAGIC = b"!<arch>\n"
+# The checkout holding our `pipeline` package: the compiler wrappers put it on PYTHONPATH.
+CODE_ROOT = Path(__file__).resolve().parents[2]
 
 
-def load_context() -> dict[str, Any]:
-    return json.loads(Path(os.environ["RECIPE_JSON"]).read_text())
+def load_context() -> BuildContext:
+    return BuildContext.read(Path(os.environ["RECIPE_JSON"]))
 
 
-def build_python_dir(ctx: dict[str, Any]) -> Path:
-    """The native CPython of the same version: its pip builds the wheels."""
-    return Path(ctx["build_python"])
-
-
-def build_info(ctx: dict[str, Any]) -> dict[str, Any]:
-    return json.loads((Path(ctx["cpython"]) / "build-info.json").read_text())
+def build_info(ctx: BuildContext) -> BuildInfo:
+    return BuildInfo.read(Path(ctx.cpython) / "build-info.json")
 
 
 def write_wrappers(bin_dir: Path, target: str) -> dict[str, str]:
@@ -48,27 +47,17 @@ def write_wrappers(bin_dir: Path, target: str) -> dict[str, str]:
     Named like the toolchain's own wrappers (`<target>-cc`), so the toolchain's
     cross-file template can point at them.
     """
-    bin_dir.mkdir(parents=True, exist_ok=True)
-    repo = Path(__file__).resolve().parent.parent
-    paths = {}
-    for mode in ("cc", "c++", "ldshared"):
-        script = bin_dir / f"{target}-{mode}"
-        script.write_text(f"#!/bin/sh\nPYTHONPATH={shlex.quote(str(repo))} exec {shlex.quote(sys.executable)}"
-                          f" -m pipeline.wasmbuild.crosscc {mode} \"$@\"\n")
-        script.chmod(0o755)
-        paths[mode] = str(script)
-    return paths
+    return {
+        mode: str(write_exec_wrapper(bin_dir / f"{target}-{mode}",
+                                     [sys.executable, "-m", "pipeline.wasmbuild.crosscc", mode],
+                                     {"PYTHONPATH": str(CODE_ROOT)}))
+        for mode in ("cc", "c++", "ldshared")
+    }
 
 
-def write_meson_cross_file(tc: dict[str, str], bin_dir: Path, dest: Path) -> Path:
-    """The toolchain's meson cross file, with the compilers swapped for our wrappers."""
-    template = (Path(__file__).resolve().parent.parent / "toolchain" / "meson-cross.ini.in").read_text()
-    fill = {"@TARGET@": tc["target"], "@SYSROOT@": tc["sysroot"], "@BIN@": str(bin_dir), "@AR@": tc["ar"],
-            "@NM@": tc["nm"], "@RANLIB@": tc["ranlib"], "@STRIP@": tc["strip"]}
-    for placeholder, value in fill.items():
-        template = template.replace(placeholder, value)
-    dest.write_text(template)
-    return dest
+def meson_cross_template() -> Path:
+    """The toolchain's meson cross-file template (an input of the toolchain task, so keyed)."""
+    return Path(os.environ["PROJECT_ROOT"]) / "toolchain" / "meson-cross.ini.in"
 
 
 def uses_meson(src: Path) -> bool:
@@ -79,10 +68,25 @@ def uses_meson(src: Path) -> bool:
     return backend == "mesonpy"
 
 
-def cross_env(ctx: dict[str, Any], info: dict[str, Any], work: Path, log: Path) -> dict[str, str]:
-    tc, build = ctx["tc"], ctx["recipe"]["build"]
-    wrapper = write_wrappers(work / "bin", tc["target"])
-    include = Path(ctx["cpython"]) / info["include"]
+def cross_settings(ctx: BuildContext, info: BuildInfo, log: Path) -> CrossSettings:
+    tc, build = ctx.toolchain, ctx.recipe.build
+    include = Path(ctx.cpython) / info.include
+    return CrossSettings(
+        cc=tuple(shlex.split(tc.cc)),
+        # CPython's WASI pthread stubs header says `restrict`, which C++ spells `__restrict`.
+        cxx=(*shlex.split(tc.cxx), "-fno-exceptions", "-nostdinc++", "-isystem", tc.libcxx_include,
+             "-Drestrict=__restrict"),
+        cflags=("-O2", "-DNDEBUG", f"-I{include}", *shlex.split(build.cflags)),
+        cxxflags=("-O2", "-DNDEBUG", f"-I{include}", *shlex.split(build.cxxflags)),
+        ar=tc.ar, nm=tc.nm, ld=tc.ld, log=str(log),
+        # The build-python's own headers: x86_64 pyconfig.h must never reach a wasm compile.
+        drop_includes=(str(Path(ctx.build_python) / "include" / Path(info.include).name),),
+    )
+
+
+def cross_env(ctx: BuildContext, info: BuildInfo, work: Path, log: Path) -> dict[str, str]:
+    tc = ctx.toolchain
+    wrapper = write_wrappers(work / "bin", tc.target)
     env = dict(os.environ)
     env.update(
         {
@@ -90,20 +94,12 @@ def cross_env(ctx: dict[str, Any], info: dict[str, Any], work: Path, log: Path) 
             "LDSHARED": wrapper["ldshared"], "LDCXXSHARED": wrapper["ldshared"],
             # Extension builds that may fall back to pure Python must fail instead.
             "CIBUILDWHEEL": "1",
-            "AR": tc["ar"], "RANLIB": tc["ranlib"],
+            "AR": tc.ar, "RANLIB": tc.ranlib,
             "CFLAGS": "", "CXXFLAGS": "", "LDFLAGS": "", "CPPFLAGS": "",
-            "CROSS_CC": tc["cc"],
-            # CPython's WASI pthread stubs header says `restrict`, which C++ spells `__restrict`.
-            "CROSS_CXX": (f"{tc['cxx']} -fno-exceptions -nostdinc++ -isystem {tc['libcxx_include']}"
-                          " -Drestrict=__restrict"),
-            "CROSS_CFLAGS": f"-O2 -DNDEBUG -I{include} {build.get('cflags', '')}",
-            "CROSS_CXXFLAGS": f"-O2 -DNDEBUG -I{include} {build.get('cxxflags', '')}",
-            "CROSS_AR": tc["ar"], "CROSS_NM": tc["nm"], "CROSS_LD": tc["ld"], "CROSS_LOG": str(log),
-            # The build-python's own headers: x86_64 pyconfig.h must never reach a wasm compile.
-            "CROSS_DROP_INCLUDES": str(build_python_dir(ctx) / "include" / Path(info["include"]).name),
+            **cross_settings(ctx, info, log).to_env(),
         }
     )
-    constraints = ctx["recipe"].get("requirements", {}).get("constraint", [])
+    constraints = ctx.recipe.requirements.constraint
     if constraints:
         # Pins for the isolated build environment's requirements (Cython, meson-python, ...).
         pins = work / "build-constraints.txt"
@@ -112,16 +108,16 @@ def cross_env(ctx: dict[str, Any], info: dict[str, Any], work: Path, log: Path) 
     return env
 
 
-def build_wheel(src: Path, work: Path, ctx: dict[str, Any], info: dict[str, Any], log: Path) -> Path:
+def build_wheel(src: Path, work: Path, ctx: BuildContext, info: BuildInfo, log: Path) -> Path:
     dist = work / "dist"
-    interpreter = build_python_dir(ctx) / "bin" / info["interpreter"]
+    interpreter = Path(ctx.build_python) / "bin" / info.interpreter
     argv = [str(interpreter), "-m", "pip", "wheel", "--no-deps", "--disable-pip-version-check",
             "-w", str(dist), "."]
-    settings = shlex.split(ctx["recipe"]["build"].get("backend-flags", ""))
+    settings = shlex.split(ctx.recipe.build.backend_flags)
     if uses_meson(src):
         # meson-python: cross-compile with the toolchain's cross file (recipes may add
         # their own after it) in a known build dir, so module paths are predictable.
-        cross = write_meson_cross_file(ctx["tc"], work / "bin", work / "meson-cross.ini")
+        cross = fill_template(meson_cross_template(), ctx.toolchain, work / "bin", work / "meson-cross.ini")
         settings[:0] = [f"setup-args=--cross-file={cross}", f"build-dir={work / 'meson-build'}"]
     argv[5:5] = [f"--config-settings={flag}" for flag in settings]
     print("+", " ".join(argv), flush=True)
@@ -134,7 +130,7 @@ def build_wheel(src: Path, work: Path, ctx: dict[str, Any], info: dict[str, Any]
     return wheels[0]
 
 
-def install_wheel(wheel: Path, out: Path) -> None:
+def install_wheel(wheel: Path, out: Path, info: BuildInfo) -> None:
     from installer import install
     from installer.destinations import SchemeDictionaryDestination
     from installer.sources import WheelFile
@@ -143,7 +139,7 @@ def install_wheel(wheel: Path, out: Path) -> None:
     scheme = {"purelib": site, "platlib": site, "headers": out / "include", "scripts": out / "bin",
               "data": out / "data"}
     destination = SchemeDictionaryDestination(
-        {name: str(path) for name, path in scheme.items()}, interpreter="/bin/python3.13",
+        {name: str(path) for name, path in scheme.items()}, interpreter=f"/bin/{info.interpreter}",
         script_kind="posix", bytecode_optimization_levels=(),
     )
     with WheelFile.open(wheel) as source:
@@ -155,11 +151,10 @@ def is_archive(path: Path) -> bool:
         return handle.read(len(ARCHIVE_MAGIC)) == ARCHIVE_MAGIC
 
 
-def collect_extensions(out: Path, log: Path, ldflags: list[str]) -> list[dict[str, Any]]:
+def collect_extensions(out: Path, log: Path, ldflags: list[str]) -> ExtensionList:
     """Move every cross-built archive out of site-packages and list it (with the
     recipe's `build.ldflags`, which the final python.wasm link adds)."""
-    events = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
-    by_module = {e["module"]: e for e in events if e["kind"] == "extension"}
+    by_module = {e.module: e for e in read_events(log) if isinstance(e, ExtensionEvent)}
     site = out / "site-packages"
     static = out / "static"
     found = []
@@ -173,10 +168,11 @@ def collect_extensions(out: Path, log: Path, ldflags: list[str]) -> list[dict[st
         static.mkdir(exist_ok=True)
         archive = static / f"{dotted}.a"
         shutil.move(so, archive)
-        found.append({"module": dotted, "init": event["init"], "archive": f"static/{dotted}.a",
-                      "cxx": event["cxx"], "ldflags": ldflags})
-    (out / "extensions.json").write_text(json.dumps(found, indent=1) + "\n")
-    return found
+        found.append(Extension(module=dotted, init=event.init, archive=f"static/{dotted}.a", cxx=event.cxx,
+                               ldflags=ldflags))
+    listing = ExtensionList(extensions=found)
+    listing.write(out / "extensions.json")
+    return listing
 
 
 TEST_DIRS = frozenset({"tests", "test"})
@@ -204,22 +200,20 @@ def build() -> None:
     log = work / "cross.jsonl"
     wheels = sorted(src.glob("*.whl"))
     wheel = wheels[0] if wheels else build_wheel(src, work, ctx, info, log)
-    install_wheel(wheel, out)
-    recipe = ctx["recipe"]
-    extensions = collect_extensions(out, log, shlex.split(recipe["build"].get("ldflags", "")))
-    if recipe["build"].get("unvendor-tests", True):
+    install_wheel(wheel, out, info)
+    recipe = ctx.recipe
+    extensions = collect_extensions(out, log, shlex.split(recipe.build.ldflags)).extensions
+    if recipe.build.unvendor_tests:
         moved = unvendor_tests(out / "site-packages", out / "tests-site")
         if moved:
             print(f"unvendored {len(moved)} test directories into tests-site/")
-    missing = set(recipe.get("test", {}).get("builtins", [])) - {e["module"] for e in extensions}
+    missing = set(recipe.test.builtins) - {e.module for e in extensions}
     if missing:
         raise PipelineError(f"extension modules not built: {', '.join(sorted(missing))} (listed in test.builtins)")
-    about = recipe.get("about", {})
-    provenance = {"recipe": recipe["package"]["name"], "version": recipe["package"]["version"],
-                  "source_sha256": ctx["source_sha256"], "license": about.get("license")}
-    (out / "package.json").write_text(json.dumps(provenance, indent=1) + "\n")
+    Provenance(recipe=recipe.name, version=recipe.version, source_sha256=ctx.source_sha256,
+               license=recipe.about.license).write(out / "package.json")
     print(f"installed {wheel.name}; {len(extensions)} static extension(s): "
-          + ", ".join(e["module"] for e in extensions))
+          + ", ".join(e.module for e in extensions))
 
 
 def test() -> None:
@@ -229,14 +223,14 @@ def test() -> None:
 
     ctx = load_context()
     out, work = Path(os.environ["OUT"]), Path(os.environ["WORK"])
-    imports = ctx["recipe"].get("test", {}).get("imports", [])
+    imports = ctx.recipe.test.imports
     if not imports:
         return
-    cpython = Path(ctx["cpython"])
-    packages = [out] + [Path(p) for task, p in ctx["deps"].items() if task.startswith("packages:")]
+    cpython = Path(ctx.cpython)
+    packages = [out, *map(Path, ctx.package_deps)]
     wasm = work / "test-python.wasm"
-    tc = ctx["tc"]
-    extensions = link_python(cpython, packages, tc["cc"], wasm, work / "link", tc["nm"], libcxx_lib=tc["libcxx_lib"])
+    tc = ctx.toolchain
+    extensions = link_python(cpython, packages, tc.cc, wasm, work / "link", tc.nm, libcxx_lib=tc.libcxx_lib)
     builtins = sorted(e.module for e in extensions)
     code = (
         "import sys, importlib\n"
@@ -246,7 +240,7 @@ def test() -> None:
         "    assert name in sys.builtin_module_names, name\n"
         "    module = importlib.import_module(name); print('built-in', module)\n"
     )
-    home = cpython / build_info(ctx)["home"]
+    home = cpython / build_info(ctx).home
     preopens = [(str(home), "/")] + [(str(p / "site-packages"), f"/pkg{i}") for i, p in enumerate(packages)]
     run = WasiRun(
         argv=["python", "-c", code],

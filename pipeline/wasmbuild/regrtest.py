@@ -14,8 +14,11 @@ import json
 import sys
 import xml.etree.ElementTree as ET
 from collections import Counter
+from dataclasses import dataclass
 from fnmatch import fnmatch
 from pathlib import Path
+
+from ..files import write_atomic
 
 
 def summarize(reports: list[Path]) -> tuple[dict[str, Counter[str]], list[str]]:
@@ -44,6 +47,54 @@ def read_patterns(path: Path | None) -> list[str]:
     return [line for line in lines if line]
 
 
+@dataclass
+class RunSummary:
+    """Per-module counts of one test run, its failures, and those not expected."""
+
+    per_module: dict[str, Counter[str]]
+    failed: list[str]
+    unexpected: list[str]
+
+    def table(self) -> str:
+        """The per-module table, the totals and every failure, as printed."""
+        total: Counter[str] = Counter()
+        width = max([24, *(len(module) for module in self.per_module)])
+        lines = [f"{'module':<{width}} {'passed':>7} {'failed':>7} {'skipped':>8}"]
+        for module in sorted(self.per_module):
+            counts = self.per_module[module]
+            total.update(counts)
+            lines.append(f"{module:<{width}} {counts['passed']:>7} {counts['failed']:>7} {counts['skipped']:>8}")
+        lines.append(f"{len(self.per_module)} modules: {total['passed']} passed, {total['failed']} failed, "
+                     f"{total['skipped']} skipped; pass rate {self.pass_rate():.2f}% of tests run")
+        lines += [f"FAILED {test}" + ("" if test in self.unexpected else "   (known failure, listed)")
+                  for test in self.failed]
+        return "\n".join(lines) + "\n"
+
+    def totals(self) -> Counter[str]:
+        return sum(self.per_module.values(), Counter())
+
+    def pass_rate(self) -> float:
+        total = self.totals()
+        ran = total["passed"] + total["failed"]
+        return 100.0 * total["passed"] / ran if ran else 0.0
+
+    def as_json(self) -> str:
+        summary = {"modules": self.per_module, "total": self.totals(), "pass_rate": self.pass_rate(),
+                   "failed": self.failed, "unexpected": self.unexpected}
+        return json.dumps(summary, indent=1) + "\n"
+
+
+def summarize_run(reports: list[Path], modules: list[str], expected: list[str]) -> RunSummary:
+    """`modules`: what was run; one without a report crashed (a trap, an exit mid-module)."""
+    per_module, failed = summarize([r for r in reports if r.exists()])
+    for module in modules:
+        if module not in per_module:
+            per_module[module] = Counter(failed=1)
+            failed.append(f"{module} (crashed: no report)")
+    unexpected = [t for t in failed if not any(fnmatch(t, pattern) for pattern in expected)]
+    return RunSummary(per_module, failed, unexpected)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline.wasmbuild.regrtest", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -52,31 +103,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the summary here")
     parser.add_argument("--expected-failures", type=Path, help="fnmatch patterns of known failures, one a line")
     args = parser.parse_args(argv)
-    per_module, failed = summarize([r for r in args.reports if r.exists()])
-    for module in read_patterns(args.modules):
-        if module not in per_module:  # no report: the interpreter died (trap, exit) mid-module
-            per_module[module] = Counter(failed=1)
-            failed.append(f"{module} (crashed: no report)")
-    expected = read_patterns(args.expected_failures)
-    total: Counter[str] = Counter()
-    width = max([24, *(len(module) for module in per_module)])
-    print(f"{'module':<{width}} {'passed':>7} {'failed':>7} {'skipped':>8}")
-    for module in sorted(per_module):
-        counts = per_module[module]
-        total.update(counts)
-        print(f"{module:<{width}} {counts['passed']:>7} {counts['failed']:>7} {counts['skipped']:>8}")
-    ran = total["passed"] + total["failed"]
-    rate = 100.0 * total["passed"] / ran if ran else 0.0
-    print(f"{len(per_module)} modules: {total['passed']} passed, {total['failed']} failed, "
-          f"{total['skipped']} skipped; pass rate {rate:.2f}% of tests run")
-    unexpected = [t for t in failed if not any(fnmatch(t, pattern) for pattern in expected)]
-    for test in failed:
-        print(f"FAILED {test}" + ("" if test in unexpected else "   (known failure, listed)"))
+    run = summarize_run(args.reports, read_patterns(args.modules), read_patterns(args.expected_failures))
+    print(run.table(), end="")
     if args.json:
-        summary = {"modules": per_module, "total": total, "pass_rate": rate, "failed": failed,
-                   "unexpected": unexpected}
-        args.json.write_text(json.dumps(summary, indent=1) + "\n")
-    return 1 if unexpected else 0
+        write_atomic(args.json, run.as_json())
+    return 1 if run.unexpected else 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,177 @@
+"""The engine's graph, render and keys on in-memory recipes: fast, no toolchain, no doit."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline.engine.config import ProjectConfig, describe_toolchain
+from pipeline.engine.graph import DependencyCycle, Graph, build_graph, topological_order
+from pipeline.engine.hashing import StatCache
+from pipeline.engine.keys import KeyComputer, make_portable
+from pipeline.engine.loader import RecipeFile
+from pipeline.engine.render import render_recipe
+from pipeline.engine.spec import Recipe, pick_builder
+from pipeline.errors import RecipeError
+from pipeline.paths import Paths
+
+CONFIG = ProjectConfig(llvm_version="19", versions={"python": "3.13.5"}, toolchain_recipe=None)
+
+
+def recipe_file(root: Path, task: str, **fields: Any) -> RecipeFile:
+    name = task.split(":")[-1]
+    data = {"package": {"name": name, "version": "1"}, **fields}
+    recipe = Recipe.model_validate(data)
+    folder = root / "recipes" / ("packages" if task.startswith("packages:") else "")
+    file = folder / f"{name}.yaml"
+    return RecipeFile(task=task, file=file, rel=str(file.relative_to(root)), recipe=recipe,
+                      builder=pick_builder(recipe, task.startswith("packages:")))
+
+
+def graph_of(root: Path, *entries: RecipeFile) -> Graph:
+    return build_graph({entry.task: entry for entry in entries}, CONFIG)
+
+
+# --- graph ---------------------------------------------------------------------------
+
+
+def test_dependencies_come_first_and_ties_break_by_name() -> None:
+    deps = {"app": ("lib", "zlib"), "lib": ("base",), "zlib": ("base",), "base": (), "alone": ()}
+    assert topological_order(deps) == ("alone", "base", "lib", "zlib", "app")
+
+
+def test_a_cycle_is_named_the_way_depends_reads(tmp_path: Path) -> None:
+    with pytest.raises(DependencyCycle) as err:
+        topological_order({"a": ("b",), "b": ("c",), "c": ("a",), "d": ()})
+    path = err.value.path
+    assert path[0] == path[-1] and len(path) == 4
+    for task, dep in itertools.pairwise(path):  # each depends on the next
+        assert dep in {"a": ("b",), "b": ("c",), "c": ("a",)}[task]
+    with pytest.raises(RecipeError, match=r"depends: dependency cycle: (x -> y -> x|y -> x -> y)$"):
+        graph_of(tmp_path, recipe_file(tmp_path, "x", depends=["y"]), recipe_file(tmp_path, "y", depends=["x"]))
+
+
+def test_closures_deps_and_package_names(tmp_path: Path) -> None:
+    graph = graph_of(
+        tmp_path,
+        recipe_file(tmp_path, "toolchain"),
+        recipe_file(tmp_path, "libc", depends=["toolchain"]),
+        recipe_file(tmp_path, "packages:six", source={"path": "src"}, build={"builder": "shell"}),
+        recipe_file(tmp_path, "link", depends=["libc", "six"]),  # a package named without its group
+    )
+    assert graph.deps["link"] == ("libc", "packages:six")
+    assert graph.closure("link") == {"link", "libc", "toolchain", "packages:six"}
+    assert graph.closure("toolchain") == {"toolchain"}
+    assert graph.order.index("toolchain") < graph.order.index("libc") < graph.order.index("link")
+
+
+def test_unknown_and_self_dependencies_are_recipe_errors(tmp_path: Path) -> None:
+    with pytest.raises(RecipeError, match=r"depends\[0\]: unknown dependency 'nope'"):
+        graph_of(tmp_path, recipe_file(tmp_path, "a", depends=["nope"]))
+    with pytest.raises(RecipeError, match="depends on itself"):
+        graph_of(tmp_path, recipe_file(tmp_path, "a", depends=["a"]))
+
+
+# --- render --------------------------------------------------------------------------
+
+HOST = {"python": "/usr/bin/python3", "run_wasm": "/usr/bin/python3 -m pipeline.runtime.wasm run",
+        "wasmtime_version": "0"}
+
+
+def render(tmp_path: Path, *entries: RecipeFile, task: str) -> Recipe:
+    paths = Paths(root=tmp_path, cache=tmp_path / "cache")
+    return render_recipe(paths, CONFIG, graph_of(tmp_path, *entries), task, HOST)
+
+
+def test_templates_see_config_tc_deps_and_versions(tmp_path: Path) -> None:
+    script = ('{{ tc.cc }} | {{ tc.nm }} | {{ config.llvm_version }} | {{ deps.libc.out }} | '
+              '{{ config.versions.python | major_minor }} | {{ name }}-{{ version }}')
+    rendered = render(tmp_path, recipe_file(tmp_path, "libc"),
+                      recipe_file(tmp_path, "app", depends=["libc"], build={"script": script},
+                                  outputs=["lib/python{{ config.versions.python | major_minor }}/os.py"]),
+                      task="app")
+    assert rendered.build.script == (f"clang-19 --target=wasm32-wasi --sysroot={tmp_path}/build/malloc/sysroot | "
+                                     f"llvm-nm-19 | 19 | {tmp_path}/build/libc | 3.13 | app-1")
+    assert rendered.outputs == ["lib/python3.13/os.py"]
+
+
+def test_an_untemplated_recipe_is_the_validated_model_itself(tmp_path: Path) -> None:
+    entry = recipe_file(tmp_path, "plain", build={"script": "make\n"})
+    assert render(tmp_path, entry, task="plain") is entry.recipe
+
+
+def test_undefined_variables_and_templated_pins_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(RecipeError, match=r"build.script: undefined template variable: 'nope' is undefined"):
+        render(tmp_path, recipe_file(tmp_path, "a", build={"script": "{{ nope }}"}), task="a")
+    with pytest.raises(RecipeError, match=r"source.patches\[0\]: templates are not allowed"):
+        render(tmp_path, recipe_file(tmp_path, "a", source={"path": "src", "patches": ["{{ x }}.patch"]}), task="a")
+    with pytest.raises(RecipeError, match="major_minor: '3' has no minor version"):
+        render(tmp_path, recipe_file(tmp_path, "a", build={"script": "{{ '3' | major_minor }}"}), task="a")
+
+
+def test_the_sandbox_refuses_host_access(tmp_path: Path) -> None:
+    script = "{{ ''.__class__.__mro__[1].__subclasses__() }}"
+    with pytest.raises(RecipeError, match="template error"):
+        render(tmp_path, recipe_file(tmp_path, "a", build={"script": script}), task="a")
+
+
+# --- keys ----------------------------------------------------------------------------
+
+
+def keys_for(tmp_path: Path, *entries: RecipeFile) -> KeyComputer:
+    paths = Paths(root=tmp_path, cache=tmp_path / "cache")
+    graph = graph_of(tmp_path, *entries)
+    return KeyComputer(paths, CONFIG, graph, lambda task: render_recipe(paths, CONFIG, graph, task, HOST),
+                       StatCache(None))
+
+
+def chain(tmp_path: Path, base_script: str = "echo base\n", top_env: dict[str, str] | None = None) -> KeyComputer:
+    return keys_for(
+        tmp_path,
+        recipe_file(tmp_path, "base", build={"script": base_script}),
+        recipe_file(tmp_path, "top", depends=["base"], build={"script": "echo top\n", "env": top_env or {}}),
+        recipe_file(tmp_path, "other", build={"script": "echo other\n"}),
+    )
+
+
+def test_keys_are_stable_and_follow_every_input(tmp_path: Path) -> None:
+    keys = chain(tmp_path)
+    assert keys.key("top") == chain(tmp_path).key("top"), "same inputs, same key"
+    edited = chain(tmp_path, base_script="echo base v2\n")
+    assert edited.key("base") != keys.key("base")
+    assert edited.key("top") != keys.key("top"), "a dependency's change reaches its dependents"
+    assert edited.key("other") == keys.key("other"), "and nothing else"
+    assert chain(tmp_path, top_env={"X": "1"}).key("top") != keys.key("top")
+    assert keys.inputs("top")["deps"] == {"base": keys.key("base")}
+
+
+def test_keys_do_not_depend_on_where_the_checkout_lives(tmp_path: Path) -> None:
+    script = "{{ deps.base.out }}/bin/tool\n"
+    here, there = tmp_path / "a", tmp_path / "b"
+    for root in (here, there):
+        root.mkdir()
+    key_here = keys_for(here, recipe_file(here, "base"),
+                        recipe_file(here, "top", depends=["base"], build={"script": script})).key("top")
+    key_there = keys_for(there, recipe_file(there, "base"),
+                         recipe_file(there, "top", depends=["base"], build={"script": script})).key("top")
+    assert key_here == key_there
+    paths = Paths(root=here, cache=here / "cache")
+    assert make_portable(f"{here}/build/x {here}/cache/y", paths) == "@ROOT@/build/x @CACHE@/y"
+
+
+def test_tool_code_run_by_a_step_is_in_its_key(tmp_path: Path) -> None:
+    keys = keys_for(tmp_path, recipe_file(tmp_path, "kit", build={
+        "script": '"$PYTHON" -m pipeline.wasmbuild.cpythonkit --build-dir b --out o\n'}))
+    tools = keys.inputs("kit")["tools"]
+    assert "pipeline/wasmbuild/cpythonkit.py" in tools
+    assert "pipeline/wasmbuild/contracts.py" in tools, "reached only through an import"
+    assert "pipeline/engine/spec.py" not in tools, "the kit's closure stays small: a spec edit rebuilds no CPython"
+    assert "pipeline/wasmbuild/crossargs.py" not in tools, "nor does an edit of the compiler stand-ins' settings"
+
+
+def test_the_toolchain_fingerprint_follows_llvm_version() -> None:
+    assert describe_toolchain(CONFIG, "").fingerprint_tools == "clang-19 wasm-ld-19 llvm-ar-19"
+    assert describe_toolchain(CONFIG.model_copy(update={"llvm_version": "20"}), "").cc.startswith("clang-20 ")
