@@ -1,5 +1,6 @@
 from pyfaasm.code import await_call, chain_this, faasm_func, faasm_main
 
+
 @faasm_func(1)
 def func_one():
     pass

@@ -1,12 +1,15 @@
 """Run one call of a function file: ``FAASM_ENTRY=n python -m pyfaasm.run FILE [ARGS]``.
 
 The file runs first (as ``__main__`` for entry 0, so plain scripts behave as with
-``python FILE``), then the function registered for the entry is called. A function that
-raises exits 1 with its traceback on stderr; one that returns an int exits with it.
+``python FILE``), then the function registered for the entry is called. An ``async def``
+function runs to completion in an event loop of the call's own (``asyncio.run``). A
+function that raises exits 1 with its traceback on stderr; one that returns an int exits
+with it.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 import runpy
 import sys
@@ -38,6 +41,16 @@ def exit_code(result: object) -> int:
     return result if isinstance(result, int) and not isinstance(result, bool) else 0
 
 
+def call_entry(func: code.EntryFunction) -> object:
+    """Call an entry function; the coroutine of an ``async def`` one runs in a fresh event loop."""
+    result = func()
+    if inspect.iscoroutine(result):
+        import asyncio  # only async functions pay for importing asyncio
+
+        result = asyncio.run(result)
+    return result
+
+
 def run(path: str, entry: int) -> int:
     """Run the file, then its entry function; the exit code."""
     try:
@@ -49,7 +62,7 @@ def run(path: str, entry: int) -> int:
             print(f"pyfaasm: {path} registers no function for entry {entry} (use @faasm_func({entry}))",
                   file=sys.stderr)
             return EXIT_USAGE
-        return exit_code(func())
+        return exit_code(call_entry(func))
     except Exception as exc:
         user_traceback(exc, path)
         return 1
