@@ -18,7 +18,9 @@ It knows nothing of WebAssembly. Modules, in the order data flows through them:
     builders  the few builders (shell, autotools, python-package)
     runner    one task: restore or build atomically, self-test, record
     tasks     doit task dicts; reporter: progress lines; explain: why a task would run
-    project   the loaded project (config, recipes, graph, keys) and the build lock
+    project   the loaded project (config, recipes, graph, keys); lock: one run at a time
+    memo      the no-op path: the last run's graph and keys while nothing they came from changed
+    provision apt: pinned packages, deb-src entries
 """
 
 ENGINE_VERSION = "2"  # bump when what a key means changes
