@@ -206,13 +206,27 @@ def test_corrupt_remote_blob_is_detected_rebuilt_and_repushed(remote: Remote, tm
     assert remote.read(f"cas/{sha}") == good, "the rebuild pushed the good blob again"
 
 
-def test_readonly_pushes_nothing(remote: Remote, tmp_path: Path) -> None:
-    project = make_project(tmp_path / "a")
+@pytest.mark.parametrize("readonly_from", ["config", "env"])
+def test_readonly_remote_fetches_but_pushes_nothing(remote: Remote, readonly_from: str, tmp_path: Path) -> None:
+    """remote-cache comes from pipeline.yaml only (Project.env drops PIPELINE_REMOTE_*): the downloads
+    prove it is read; read-only comes from remote-readonly or $PIPELINE_REMOTE_READONLY."""
+    seed = make_project(tmp_path / "seed")
+    assert "summary: 3 built" in run(seed, remote)
+    seeded = remote.names()
+    assert len([n for n in seeded if n.startswith("ac/")]) == 3
+
+    project = make_project(tmp_path / "ro")
     config = project.root / "pipeline.yaml"
-    config.write_text(config.read_text() + f"remote-cache: {remote.url}\n")  # from the config, not the env
-    out = project.doit(PIPELINE_REMOTE_READONLY="1", **remote.env).stdout
-    assert "summary: 3 built" in out and "warning" not in out
-    assert remote.names() == []
+    readonly_line = "remote-readonly: true\n" if readonly_from == "config" else ""
+    config.write_text(config.read_text() + f"remote-cache: {remote.url}\n" + readonly_line)
+    project.edit("standalone", 'echo "{{ version }}"', 'echo "{{ version }}-local"')  # a key the remote lacks
+    env = {"PIPELINE_REMOTE_READONLY": "1"} if readonly_from == "env" else {}
+    out = project.doit(**remote.env, **env).stdout
+    assert project.runs() == ["standalone"], out
+    assert "2 downloaded" in out and "1 built" in out and "warning" not in out, out
+    assert (project.root / "build/greeting/greeting.txt").read_text() == "hello from a fixture\n"
+    assert (project.root / "build/standalone/version.txt").read_text() == "1.0-local\n"
+    assert remote.names() == seeded, "a read-only remote gets nothing"
 
 
 @pytest.mark.parametrize("scheme", ["http", "s3"])
