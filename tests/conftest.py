@@ -38,9 +38,9 @@ class Project:
             raise AssertionError(f"doit {args} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
         return proc
 
-    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def cli(self, *args: str, check: bool = True, **env: str) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
-            [sys.executable, "-m", "pipeline", *args], cwd=self.root, env=self.env(),
+            [sys.executable, "-m", "pipeline", *args], cwd=self.root, env=self.env(**env),
             capture_output=True, text=True, check=False, timeout=300,
         )
         if check and proc.returncode != 0:
