@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -206,6 +207,28 @@ def test_prune_bounds_the_cache(project: Project) -> None:
     out = project.cli("prune", "--max-size", "0").stdout
     assert "removed 3 entries" in out
     assert not list((project.cache / "artifacts").glob("*/*/manifest.json"))
+
+
+def test_prune_evicts_least_recently_used_first(project: Project) -> None:
+    """Last use is a restore (or the store); prune drops the oldest until the bound holds."""
+    project.doit()
+    keys = {task: json.loads((project.root / f"build/.state/{task}.json").read_text())["key"] for task in
+            ("hello", "greeting", "standalone")}
+    entries = {task: project.cache / "artifacts" / key[:2] / key for task, key in keys.items()}
+    now = time.time()
+    for age, task in ((3000, "hello"), (2000, "greeting"), (1000, "standalone")):  # stored long ago
+        os.utime(entries[task] / "manifest.json", (now - age, now - age))
+    shutil.rmtree(project.root / "build/hello")
+    assert "1 restored" in project.doit("hello").stdout  # hello, the oldest, is used again: now the newest
+
+    def size(task: str) -> int:
+        manifest = json.loads((entries[task] / "manifest.json").read_text())
+        return sum(item[0] for item in manifest.values() if item[0] != "link")
+
+    project.cli("prune", "--max-size", str(size("hello") + size("standalone")))
+    assert {task for task, entry in entries.items() if entry.exists()} == {"hello", "standalone"}
+    project.cli("prune", "--max-size", str(size("hello")))
+    assert {task for task, entry in entries.items() if entry.exists()} == {"hello"}
 
 
 def test_schema_is_json_schema_with_kebab_names(project: Project) -> None:
