@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 import types
 from collections.abc import Iterator
@@ -127,7 +128,26 @@ void _start(void) {
   if (e == 1) { write_output(in, n); proc_exit(0); }      /* echo */
   if (e == 2) { say("entry 2 fails\n", 14); proc_exit(3); }
   if (e == 3) { for (;;) {} }                               /* spin */
-  /* main: input "f<N>" fan-out N echo calls and sum; "x" chain 2; "s" chain 3; "S" spin */
+  if (e == 4 || in[0] == 'd') {                             /* a chain N deep: each call awaits the next */
+    int depth = e == 4 ? parse(in, n) : parse(in + 1, n - 1);
+    int below = 0;
+    if (depth > 0) {
+      int id = chain_call(4, tmp, fmt(tmp, depth - 1));
+      if (await_call(id) != 0) proc_exit(6);
+      below = parse(tmp, read_call_output(id, tmp, call_output_size(id))) + 1;
+    }
+    write_output(out, fmt(out, below));
+    proc_exit(0);
+  }
+  if (in[0] == 'M') {  /* grow memory 1 MiB at a time until refused, then fail as CPython does */
+    int mib = 0;
+    while (__builtin_wasm_memory_grow(0, 16) != -1) mib++;
+    write_output(out, fmt(out, mib));
+    say("MemoryError\n", 12);
+    proc_exit(1);
+  }
+  /* main: input "f<N>" fan-out N echo calls and sum; "x" chain 2; "s" chain 3; "S" spin;
+     "d<N>" a chain N deep; "M" grow memory until refused */
   if (in[0] == 'S') for (;;) {}
   if (in[0] == 'x' || in[0] == 's') {
     int id = chain_call(in[0] == 'x' ? 2 : 3, 0, 0);
@@ -196,6 +216,33 @@ def test_host_time_limit_per_call(guest: tuple, tmp_path: Path) -> None:
 def test_host_memory_limit_below_initial_memory_is_clear(guest: tuple, tmp_path: Path) -> None:
     main, _, _ = run_guest(guest, tmp_path, b"f1", memory_bytes=64 * 1024)
     assert main.failure == "trap" and "memory limit 0.0625 MiB" in main.message
+
+
+def test_host_memory_limit_refuses_growth_in_a_running_guest(guest: tuple, tmp_path: Path) -> None:
+    """Store.set_limits: memory.grow past the limit returns -1 (CPython's malloc fails, MemoryError)
+    instead of succeeding; the host reports it as that call's memory failure."""
+    main, _, _ = run_guest(guest, tmp_path, b"M", memory_bytes=8 * wasm.MIB)
+    assert (main.code, main.failure) == (1, "memory")
+    assert main.message == "call 0 (entry 0) ran out of memory (MemoryError) under its limit of 8 MiB"
+    small = int(main.output)
+    assert 0 < small < 8  # it ran, grew, and was stopped below the limit
+    main, _, _ = run_guest(guest, tmp_path, b"M", memory_bytes=32 * wasm.MIB)
+    assert main.failure == "memory" and "limit of 32 MiB" in main.message
+    assert int(main.output) == small + 24, "the limit, not the guest, decides where growth stops"
+
+
+def test_host_deep_chain_does_not_deadlock_the_pool(guest: tuple, tmp_path: Path) -> None:
+    """Each call awaits the next, 12 deep, with one worker: the awaiting thread runs the call itself."""
+    result: list[tuple[faasm_host.Call, list, list]] = []
+    runner = threading.Thread(target=lambda: result.append(
+        run_guest(guest, tmp_path, b"d12", max_concurrency=1, timeout_s=30)), daemon=True)
+    runner.start()
+    runner.join(60)
+    assert result, "deadlocked: a chain deeper than the pool never finished"
+    main, calls, logged = result[0]
+    assert (main.code, main.output, main.failure) == (0, b"12", None)
+    assert [c.call_id for c in calls] == list(range(13)) and all(c.code == 0 for c in calls)
+    assert sum("finished: exit 0" in line for line in logged) == 12
 
 
 def test_plain_runner_traps_clearly_without_faasm_host(guest: tuple, tmp_path: Path) -> None:
