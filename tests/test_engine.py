@@ -190,6 +190,19 @@ def test_explain_names_the_changed_input(project: Project) -> None:
     assert any(line.startswith("hello: would build") for line in everything)
 
 
+def test_check_validates_every_recipe_and_prints_the_build_order(project: Project) -> None:
+    out = project.cli("check").stdout.strip()
+    assert out.startswith("ok: 3 recipes, order: "), out
+    order = out.split("order: ", 1)[1].split()
+    assert sorted(order) == ["greeting", "hello", "standalone"]
+    assert order.index("hello") < order.index("greeting"), "a dependency comes first"
+    project.edit("greeting", "depends: [hello]", "depends: [hello, nosuch]")
+    bad = project.cli("check", check=False)
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert bad.stderr == ("error: recipes/greeting.yaml: depends[1]: unknown dependency 'nosuch' "
+                          "(no recipe defines it)\n")
+
+
 def test_key_ignores_checkout_location(tmp_path: Path) -> None:
     from conftest import make_project
 
