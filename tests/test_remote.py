@@ -239,6 +239,22 @@ def test_readonly_from_the_environment_fetches_but_pushes_nothing(tmp_path: Path
     check_readonly_remote(directory_remote(f"file://{tmp_path / 'shared'}", tmp_path / "shared"), tmp_path, "env")
 
 
+@pytest.mark.parametrize("scheme", ["http", "s3"])
+def test_server_down_builds_locally_with_a_warning(scheme: str, tmp_path: Path) -> None:
+    if scheme == "s3":
+        pytest.importorskip("s3fs")
+    port = free_port()  # nothing listens there
+    url, env = (f"http://127.0.0.1:{port}/cache", {}) if scheme == "http" else \
+        ("s3://bucket/cache", {**S3_ENV, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"})
+    project = make_project(tmp_path)
+    started = time.monotonic()
+    out = project.doit(PIPELINE_REMOTE_CACHE=url, **env).stdout
+    assert "summary: 3 built" in out
+    assert "remote cache unreachable" in out
+    assert time.monotonic() - started < 30
+    assert (project.root / "build/greeting/greeting.txt").read_text() == "hello from a fixture\n"
+
+
 def test_push_command_seeds_the_remote_with_what_is_built_here(remote: Remote, tmp_path: Path) -> None:
     """`python -m pipeline push`: up-to-date tasks only; a fresh checkout then downloads them all."""
     project = make_project(tmp_path / "a")
