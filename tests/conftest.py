@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -38,9 +39,9 @@ class Project:
             raise AssertionError(f"doit {args} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
         return proc
 
-    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def cli(self, *args: str, check: bool = True, **env: str) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
-            [sys.executable, "-m", "pipeline", *args], cwd=self.root, env=self.env(),
+            [sys.executable, "-m", "pipeline", *args], cwd=self.root, env=self.env(**env),
             capture_output=True, text=True, check=False, timeout=300,
         )
         if check and proc.returncode != 0:
@@ -78,6 +79,51 @@ def project(tmp_path: Path) -> Project:
 
 
 CLANG_19 = shutil.which("clang-19")
+
+
+# ---------------------------------------------------------------- the real chain (e2e)
+
+
+def checkout_env() -> dict[str, str]:
+    """The environment for doit in this checkout: no remote cache, the default artifact cache."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("PIPELINE_REMOTE_")}
+
+
+def doit_in(root: Path, *args: str, env: dict[str, str] | None = None,
+            timeout: float = 3 * 3600) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([sys.executable, "-m", "doit", *args], cwd=root, env=env or checkout_env(),
+                          capture_output=True, text=True, check=False, timeout=timeout)
+    print(proc.stdout)
+    print(proc.stderr, file=sys.stderr)
+    return proc
+
+
+@dataclass(frozen=True)
+class BuiltChain:
+    """This checkout after `doit codegen invoke`: the runtime root, its machine code, the outputs."""
+
+    build: Path
+    runtime_root: Path
+    codegen: Path
+    cache: Path
+    log: str
+
+
+@pytest.fixture(scope="session")
+def built_chain() -> BuiltChain:
+    """The one way an e2e test gets the real chain: built (or restored, or found up to date) once per
+    session, in this checkout's build/, with the artifact cache outside the checkout so a repeat run
+    restores instead of building. No e2e test depends on another test file having run first."""
+    from pipeline.engine.config import load_config, project_paths
+
+    cache = project_paths(REPO, load_config(REPO)).cache
+    assert not cache.resolve().is_relative_to(REPO.resolve()), f"artifact cache {cache} is inside the checkout"
+    proc = doit_in(REPO, "codegen", "invoke")
+    assert proc.returncode == 0, f"doit codegen invoke failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}"
+    build = REPO / "build"
+    chain = BuiltChain(build, build / "runtime_root" / "root", build / "codegen", cache, proc.stdout)
+    assert (chain.runtime_root / "bin" / "python.wasm").is_file() and chain.codegen.is_dir()
+    return chain
 
 
 # A freestanding WASI program that prints MESSAGE (a -D define) and exits 0.

@@ -131,9 +131,29 @@ def test_cli(progs: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "codegen"
     ran = cli("--root", str(root), "--out", str(out))
     assert ran.returncode == 0, ran.stderr
-    assert "2 compiled, 0 up to date" in ran.stdout
-    assert "1 compiled" not in cli("--root", str(root), "--out", str(out)).stdout
+    assert ran.stdout.splitlines()[-1] == "codegen: 2 compiled, 0 up to date"
+    again = cli("--root", str(root), "--out", str(out))
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.splitlines()[-1] == "codegen: 0 compiled, 2 up to date"
     assert "pulley64" in cli("--help").stdout
+
+
+ELF_MACHINES = {"x86_64": 62, "aarch64": 183}  # EM_X86_64, EM_AARCH64 (elf.h)
+
+
+def elf_machine(path: Path) -> int:
+    """e_machine of a little-endian ELF file (both architectures here are little-endian)."""
+    header = path.read_bytes()[:20]
+    assert header[:4] == b"\x7fELF" and header[5] == 1, f"{path} is not a little-endian ELF file"
+    return int.from_bytes(header[18:20], "little")
+
+
+def test_host_artifact_is_host_machine_code(progs: dict[str, Path], tmp_path: Path) -> None:
+    root = make_root(tmp_path, progs)
+    codegen.generate(root, tmp_path / "cg", wasm.make_engine(for_run=False))
+    index = json.loads((tmp_path / "cg" / wasm.host_triple() / "index.json").read_text())
+    artifact = tmp_path / "cg" / wasm.host_triple() / index["bin/python.wasm"]["artifact"]
+    assert elf_machine(artifact) == ELF_MACHINES[wasm.host_triple().split("-")[0]]
 
 
 def test_cli_cross_compiles_for_another_architecture(progs: dict[str, Path], tmp_path: Path) -> None:
@@ -145,7 +165,7 @@ def test_cli_cross_compiles_for_another_architecture(progs: dict[str, Path], tmp
     assert ran.returncode == 0, ran.stderr
     index = json.loads((tmp_path / "cg" / target / "index.json").read_text())
     artifact = tmp_path / "cg" / target / index["bin/python.wasm"]["artifact"]
-    assert artifact.read_bytes()[:4] == b"\x7fELF"
+    assert elf_machine(artifact) == ELF_MACHINES[other]  # machine code for that architecture, not the host's
     assert index["bin/python.wasm"]["fingerprint"]["wasmtime"].endswith("(cli)")
     assert index["bin/python.wasm"]["fingerprint"]["target"] == target
     # the same code path as the host's: what is there is not compiled again

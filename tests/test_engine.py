@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -42,12 +43,18 @@ def test_source_file_change_is_seen_without_mtime(project: Project) -> None:
     project.doit()
     project.runs()
     source = project.root / "src/hello.c"
-    stat = source.stat()
-    source.write_text(source.read_text().replace("from a fixture", "from a fixture, edited"))
-    os.utime(source, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # same mtime: content decides
+    before = source.stat()
+    time.sleep(0.01)  # a later write would get a later mtime, were it not restored
+    # Same length, same inode (written in place), mtime restored: only the bytes differ.
+    # ctime cannot be restored; a checker on (size, mtime) or (size, mtime, inode) sees nothing.
+    text = source.read_text().replace("int main(void) {", "int main(void){").replace("fixture\\n", "fixture!\\n")
+    source.write_text(text)
+    os.utime(source, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = source.stat()
+    assert (after.st_size, after.st_mtime_ns, after.st_ino) == (before.st_size, before.st_mtime_ns, before.st_ino)
     project.doit()
     assert sorted(project.runs()) == ["greeting", "hello"]
-    assert "from a fixture, edited" in (project.root / "build/greeting/greeting.txt").read_text()
+    assert (project.root / "build/greeting/greeting.txt").read_text() == "hello from a fixture!\n"
 
 
 def test_sigkill_mid_step_then_rerun_gives_correct_output(project: Project) -> None:
@@ -176,7 +183,24 @@ def test_explain_names_the_changed_input(project: Project) -> None:
     assert "hello: would build" in out
     assert "recipe.build.env.GREETING: 'hello' -> 'howdy'" in out
     assert "greeting: would build" in out and "deps.hello" in out
-    assert "standalone" not in out
+    # explaining greeting covers greeting and what it depends on, nothing else
+    assert {line.split(":")[0] for line in out.splitlines() if not line.startswith(" ")} == {"hello", "greeting"}
+    everything = project.cli("explain").stdout.splitlines()
+    assert "standalone: up to date" in everything, everything  # unchanged: not rebuilt, and said so
+    assert any(line.startswith("hello: would build") for line in everything)
+
+
+def test_check_validates_every_recipe_and_prints_the_build_order(project: Project) -> None:
+    out = project.cli("check").stdout.strip()
+    assert out.startswith("ok: 3 recipes, order: "), out
+    order = out.split("order: ", 1)[1].split()
+    assert sorted(order) == ["greeting", "hello", "standalone"]
+    assert order.index("hello") < order.index("greeting"), "a dependency comes first"
+    project.edit("greeting", "depends: [hello]", "depends: [hello, nosuch]")
+    bad = project.cli("check", check=False)
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert bad.stderr == ("error: recipes/greeting.yaml: depends[1]: unknown dependency 'nosuch' "
+                          "(no recipe defines it)\n")
 
 
 def test_key_ignores_checkout_location(tmp_path: Path) -> None:
@@ -196,6 +220,28 @@ def test_prune_bounds_the_cache(project: Project) -> None:
     out = project.cli("prune", "--max-size", "0").stdout
     assert "removed 3 entries" in out
     assert not list((project.cache / "artifacts").glob("*/*/manifest.json"))
+
+
+def test_prune_evicts_least_recently_used_first(project: Project) -> None:
+    """Last use is a restore (or the store); prune drops the oldest until the bound holds."""
+    project.doit()
+    keys = {task: json.loads((project.root / f"build/.state/{task}.json").read_text())["key"] for task in
+            ("hello", "greeting", "standalone")}
+    entries = {task: project.cache / "artifacts" / key[:2] / key for task, key in keys.items()}
+    now = time.time()
+    for age, task in ((3000, "hello"), (2000, "greeting"), (1000, "standalone")):  # stored long ago
+        os.utime(entries[task] / "manifest.json", (now - age, now - age))
+    shutil.rmtree(project.root / "build/hello")
+    assert "1 restored" in project.doit("hello").stdout  # hello, the oldest, is used again: now the newest
+
+    def size(task: str) -> int:
+        manifest = json.loads((entries[task] / "manifest.json").read_text())
+        return sum(item[0] for item in manifest.values() if item[0] != "link")
+
+    project.cli("prune", "--max-size", str(size("hello") + size("standalone")))
+    assert {task for task, entry in entries.items() if entry.exists()} == {"hello", "standalone"}
+    project.cli("prune", "--max-size", str(size("hello")))
+    assert {task for task, entry in entries.items() if entry.exists()} == {"hello"}
 
 
 def test_schema_is_json_schema_with_kebab_names(project: Project) -> None:

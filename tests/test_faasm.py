@@ -11,13 +11,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import REPO, build_freestanding_wasm
+from conftest import REPO, BuiltChain, build_freestanding_wasm
 
 from pipeline.runtime import faasm_host, wasm
 
@@ -127,7 +128,26 @@ void _start(void) {
   if (e == 1) { write_output(in, n); proc_exit(0); }      /* echo */
   if (e == 2) { say("entry 2 fails\n", 14); proc_exit(3); }
   if (e == 3) { for (;;) {} }                               /* spin */
-  /* main: input "f<N>" fan-out N echo calls and sum; "x" chain 2; "s" chain 3; "S" spin */
+  if (e == 4 || in[0] == 'd') {                             /* a chain N deep: each call awaits the next */
+    int depth = e == 4 ? parse(in, n) : parse(in + 1, n - 1);
+    int below = 0;
+    if (depth > 0) {
+      int id = chain_call(4, tmp, fmt(tmp, depth - 1));
+      if (await_call(id) != 0) proc_exit(6);
+      below = parse(tmp, read_call_output(id, tmp, call_output_size(id))) + 1;
+    }
+    write_output(out, fmt(out, below));
+    proc_exit(0);
+  }
+  if (in[0] == 'M') {  /* grow memory 1 MiB at a time until refused, then fail as CPython does */
+    int mib = 0;
+    while (__builtin_wasm_memory_grow(0, 16) != -1) mib++;
+    write_output(out, fmt(out, mib));
+    say("MemoryError\n", 12);
+    proc_exit(1);
+  }
+  /* main: input "f<N>" fan-out N echo calls and sum; "x" chain 2; "s" chain 3; "S" spin;
+     "d<N>" a chain N deep; "M" grow memory until refused */
   if (in[0] == 'S') for (;;) {}
   if (in[0] == 'x' || in[0] == 's') {
     int id = chain_call(in[0] == 'x' ? 2 : 3, 0, 0);
@@ -198,6 +218,33 @@ def test_host_memory_limit_below_initial_memory_is_clear(guest: tuple, tmp_path:
     assert main.failure == "trap" and "memory limit 0.0625 MiB" in main.message
 
 
+def test_host_memory_limit_refuses_growth_in_a_running_guest(guest: tuple, tmp_path: Path) -> None:
+    """Store.set_limits: memory.grow past the limit returns -1 (CPython's malloc fails, MemoryError)
+    instead of succeeding; the host reports it as that call's memory failure."""
+    main, _, _ = run_guest(guest, tmp_path, b"M", memory_bytes=8 * wasm.MIB)
+    assert (main.code, main.failure) == (1, "memory")
+    assert main.message == "call 0 (entry 0) ran out of memory (MemoryError) under its limit of 8 MiB"
+    small = int(main.output)
+    assert 0 < small < 8  # it ran, grew, and was stopped below the limit
+    main, _, _ = run_guest(guest, tmp_path, b"M", memory_bytes=32 * wasm.MIB)
+    assert main.failure == "memory" and "limit of 32 MiB" in main.message
+    assert int(main.output) == small + 24, "the limit, not the guest, decides where growth stops"
+
+
+def test_host_deep_chain_does_not_deadlock_the_pool(guest: tuple, tmp_path: Path) -> None:
+    """Each call awaits the next, 12 deep, with one worker: the awaiting thread runs the call itself."""
+    result: list[tuple[faasm_host.Call, list, list]] = []
+    runner = threading.Thread(target=lambda: result.append(
+        run_guest(guest, tmp_path, b"d12", max_concurrency=1, timeout_s=30)), daemon=True)
+    runner.start()
+    runner.join(60)
+    assert result, "deadlocked: a chain deeper than the pool never finished"
+    main, calls, logged = result[0]
+    assert (main.code, main.output, main.failure) == (0, b"12", None)
+    assert [c.call_id for c in calls] == list(range(13)) and all(c.code == 0 for c in calls)
+    assert sum("finished: exit 0" in line for line in logged) == 12
+
+
 def test_plain_runner_traps_clearly_without_faasm_host(guest: tuple, tmp_path: Path) -> None:
     engine, module = guest
     with pytest.raises(wasm.WasmTrap, match=r"no faasm host: faasm\.\w+ needs `python -m pipeline.invoke`"):
@@ -206,41 +253,41 @@ def test_plain_runner_traps_clearly_without_faasm_host(guest: tuple, tmp_path: P
 
 # ---------------------------------------------------------------- e2e (the built runtime)
 
-ROOT = REPO / "build" / "runtime_root" / "root"
-CODEGEN = REPO / "build" / "codegen"
 FUNCS = REPO / "func" / "python"
 
 
-@pytest.fixture(scope="module")
-def runtime() -> Path:
-    if not (ROOT / "bin" / "python.wasm").is_file() or not CODEGEN.is_dir():
-        pytest.skip("needs the built runtime: run `doit codegen` (build/runtime_root/root, build/codegen)")
-    if not list(ROOT.glob("lib/python3.*/site-packages/pyfaasm")):
-        pytest.skip("the built runtime has no pyfaasm: run `doit codegen` after adding packages:pyfaasm")
-    return ROOT
-
-
-def invoke_file(name: str, *args: str) -> subprocess.CompletedProcess[str]:
+def invoke_file(chain: BuiltChain, path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "pipeline.invoke", "run", "--file", str(FUNCS / name), "--root", str(ROOT),
-         "--codegen", str(CODEGEN), *args],
+        [sys.executable, "-m", "pipeline.invoke", "run", "--file", str(path), "--root", str(chain.runtime_root),
+         "--codegen", str(chain.codegen), *args],
         cwd=REPO, capture_output=True, text=True, check=False, timeout=600,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
 
 
+@pytest.fixture
+def runtime(built_chain: BuiltChain) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run a function file (a name in func/python, or a path) in the session's built runtime."""
+    assert list(built_chain.runtime_root.glob("lib/python3.*/site-packages/pyfaasm")), "pyfaasm is in the runtime"
+
+    def run(name: str | Path, *args: str) -> subprocess.CompletedProcess[str]:
+        return invoke_file(built_chain, FUNCS / name if isinstance(name, str) else name, *args)
+
+    return run
+
+
 @pytest.mark.e2e
-def test_seed_example_runs_both_chained_calls(runtime: Path) -> None:
-    ran = invoke_file("chain_seed.py")
+def test_seed_example_runs_both_chained_calls(runtime: Callable[..., subprocess.CompletedProcess[str]]) -> None:
+    ran = runtime("chain_seed.py")
     assert ran.returncode == 0, ran.stderr
     assert "call 1 (entry 1) finished: exit 0" in ran.stderr
     assert "call 2 (entry 2) finished: exit 0" in ran.stderr
 
 
 @pytest.mark.e2e
-def test_fan_out_50(runtime: Path, tmp_path: Path) -> None:
+def test_fan_out_50(runtime: Callable[..., subprocess.CompletedProcess[str]], tmp_path: Path) -> None:
     out = tmp_path / "out"
-    ran = invoke_file("fanout.py", "--input", "50", "--output", str(out))
+    ran = runtime("fanout.py", "--input", "50", "--output", str(out))
     assert ran.returncode == 0, ran.stderr
     assert out.read_bytes() == b"1225"
     assert "fan-out: 50 calls, sum of outputs 1225" in ran.stdout
@@ -248,8 +295,8 @@ def test_fan_out_50(runtime: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.e2e
-def test_raising_chained_call(runtime: Path) -> None:
-    ran = invoke_file("chain_raises.py")
+def test_raising_chained_call(runtime: Callable[..., subprocess.CompletedProcess[str]]) -> None:
+    ran = runtime("chain_raises.py")
     assert ran.returncode == 0, ran.stderr
     assert "chained call 1 returned exit code 1" in ran.stdout
     assert "[call 1 stderr] Traceback (most recent call last):" in ran.stderr
@@ -258,18 +305,101 @@ def test_raising_chained_call(runtime: Path) -> None:
 
 
 @pytest.mark.e2e
-def test_time_limit(runtime: Path) -> None:
-    ran = invoke_file("slow.py", "--timeout", "2")
+def test_time_limit(runtime: Callable[..., subprocess.CompletedProcess[str]]) -> None:
+    ran = runtime("slow.py", "--timeout", "2")
     assert ran.returncode == 0, ran.stderr
     assert "error: call 1 (entry 1) exceeded its time limit of 2.0 s" in ran.stderr
     assert "slow call 1 returned exit code 124" in ran.stdout
-    main = invoke_file("slow.py", "--timeout", "2", "--input", "main")
+    main = runtime("slow.py", "--timeout", "2", "--input", "main")
     assert main.returncode == 124
     assert "error: call 0 (entry 0) exceeded its time limit of 2.0 s" in main.stderr
 
 
 @pytest.mark.e2e
-def test_plain_scripts_still_run(runtime: Path) -> None:
-    ran = invoke_file("hello.py")
+def test_plain_scripts_still_run(runtime: Callable[..., subprocess.CompletedProcess[str]]) -> None:
+    ran = runtime("hello.py")
     assert ran.returncode == 0, ran.stderr
     assert "Hello from Python on WebAssembly!" in ran.stdout
+
+
+MEMORY_HOG = """\
+import sys
+try:
+    hog = bytearray(256 * 1024 * 1024)
+except MemoryError:
+    print("caught MemoryError")
+    print("still alive:", len(bytearray(1024 * 1024)))  # the interpreter goes on after the refusal
+else:
+    print("allocated", len(hog))
+hog = bytearray(int(sys.stdin.read() or 0) * 1024 * 1024)  # uncaught when over the limit
+print("second allocation ok")
+"""
+
+
+@pytest.mark.e2e
+def test_memory_limit_gives_memory_error_in_python(
+    runtime: Callable[..., subprocess.CompletedProcess[str]], tmp_path: Path,
+) -> None:
+    hog = tmp_path / "hog.py"
+    hog.write_text(MEMORY_HOG)
+    limited = runtime(hog, "--memory-limit", "64", "--input", "128")
+    assert limited.stdout.splitlines()[:2] == ["caught MemoryError", "still alive: 1048576"], limited.stdout
+    assert limited.returncode == 1
+    assert "MemoryError" in limited.stderr and "Traceback" in limited.stderr
+    assert "error: call 0 (entry 0) ran out of memory (MemoryError) under its limit of 64 MiB" in limited.stderr
+    roomy = runtime(hog, "--memory-limit", "1024", "--input", "128")  # the same code under a higher limit
+    assert roomy.returncode == 0, roomy.stderr
+    assert roomy.stdout.splitlines() == ["allocated 268435456", "second allocation ok"]
+
+
+READ_ONLY_PROBE = """\
+import os
+for path in ("/probe.txt", "/lib/probe.txt", "/func/probe.txt", "/tmp/probe.txt"):
+    try:
+        with open(path, "w") as handle:
+            handle.write("x")
+        print(path, "written")
+    except OSError as exc:
+        print(path, "refused", type(exc).__name__)
+"""
+
+
+@pytest.mark.e2e
+def test_runtime_root_is_read_only_to_functions(
+    runtime: Callable[..., subprocess.CompletedProcess[str]], built_chain: BuiltChain, tmp_path: Path,
+) -> None:
+    probe = tmp_path / "probe.py"
+    probe.write_text(READ_ONLY_PROBE)
+    ran = runtime(probe)
+    assert ran.returncode == 0, ran.stderr
+    verdicts = dict(line.split(" ", 1) for line in ran.stdout.splitlines())
+    assert verdicts["/tmp/probe.txt"] == "written"
+    for path in ("/probe.txt", "/lib/probe.txt", "/func/probe.txt"):
+        assert verdicts[path].startswith("refused"), verdicts
+    assert not list(built_chain.runtime_root.rglob("probe.txt"))
+
+
+@pytest.mark.e2e
+def test_deep_chain_of_python_calls_does_not_deadlock(
+    runtime: Callable[..., subprocess.CompletedProcess[str]], tmp_path: Path,
+) -> None:
+    """Each Python call awaits the next, 6 deep, on one worker."""
+    deep = tmp_path / "deep.py"
+    deep.write_text(
+        "from pyfaasm.code import await_call, chain_this, faasm_func, faasm_main, get_call_output, get_input, "
+        "set_output\n"
+        "def step():\n"
+        "    depth = int(get_input() or b'0')\n"
+        "    if depth == 0:\n"
+        "        set_output(b'0')\n"
+        "        return\n"
+        "    call = chain_this(1, str(depth - 1).encode())\n"
+        "    assert await_call(call) == 0\n"
+        "    set_output(str(int(get_call_output(call)) + 1).encode())\n"
+        "faasm_func(1)(step)\n"
+        "faasm_main(step)\n"
+    )
+    ran = runtime(deep, "--input", "6", "--max-concurrency", "1", "--timeout", "300")
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip().splitlines()[-1] == "6"
+    assert ran.stderr.count("finished: exit 0") == 6

@@ -83,6 +83,41 @@ void _start(void) {
   proc_exit(0);
 }
 """
+# Tries to create and write probe.txt in every preopened directory; prints "<guest dir>: ok" or
+# "<guest dir>: refused <wasi errno>".
+PROBE_WRITES = r"""
+typedef unsigned long size_t;
+typedef unsigned long long u64;
+typedef struct { const char *buf; size_t len; } ciovec;
+typedef struct { unsigned char tag; unsigned int len; } prestat;
+#define WASI(name) \
+  __attribute__((import_module("wasi_snapshot_preview1"), import_name(#name)))
+WASI(fd_write) int fd_write(int fd, const ciovec *iovs, size_t n, size_t *done);
+WASI(fd_prestat_get) int fd_prestat_get(int fd, prestat *out);
+WASI(fd_prestat_dir_name) int fd_prestat_dir_name(int fd, char *path, size_t len);
+WASI(path_open) int path_open(int fd, int dirflags, const char *path, size_t path_len,
+    int oflags, u64 rights, u64 inherit, int fdflags, int *out);
+WASI(proc_exit) _Noreturn void proc_exit(int code);
+
+static char name[256];
+static void put(int fd, const char *s, size_t n) { ciovec v = { s, n }; size_t done; fd_write(fd, &v, 1, &done); }
+static size_t len(const char *s) { size_t n = 0; while (s[n]) n++; return n; }
+static void say(const char *s) { put(1, s, len(s)); }
+
+void _start(void) {
+  for (int fd = 3; fd < 32; fd++) {
+    prestat ps;
+    if (fd_prestat_get(fd, &ps) != 0) break;
+    fd_prestat_dir_name(fd, name, ps.len);
+    name[ps.len] = 0;
+    int file, err = path_open(fd, 0, "probe.txt", 9, 1 /* O_CREAT */, 1ull << 6 /* fd_write */, 0, 0, &file);
+    if (err == 0) put(file, "x", 1);
+    say(name); say(err == 0 ? ": ok\n" : ": refused ");
+    if (err) { char d[3] = { '0' + err / 10, '0' + err % 10, '\n' }; put(1, d, 3); }
+  }
+  proc_exit(0);
+}
+"""
 RAISING = FAKE_PYTHON.replace(
     "  proc_exit(0);\n}",
     '  put(2, "Traceback (most recent call last):\\n", 35);\n  proc_exit(1);\n}',
@@ -95,6 +130,7 @@ def fakes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {
         "ok": build_freestanding_wasm(FAKE_PYTHON, d / "ok.wasm"),
         "raise": build_freestanding_wasm(RAISING, d / "raise.wasm"),
+        "probe": build_freestanding_wasm(PROBE_WRITES, d / "probe.wasm"),
     }
 
 
@@ -186,3 +222,16 @@ def test_invoke_api_returns_exit_status(proj: Path, fakes: dict[str, Path]) -> N
         timeout_s=30,
     )
     assert invoke.invoke(inv) == 1
+
+
+def test_runtime_root_and_function_are_mounted_read_only(proj: Path, fakes: dict[str, Path]) -> None:
+    """The root ("/") and the function ("/func") cannot be written by the guest; its /tmp can."""
+    up = cli(proj, "upload", "python", "hello", "hello.py")
+    assert up.returncode == 0, up.stderr
+    ran = cli(proj, "run", "python", "hello", "--python-wasm", str(fakes["probe"]), "--jit")
+    assert ran.returncode == 0, ran.stderr
+    verdicts = dict(line.split(": ", 1) for line in ran.stdout.splitlines())
+    assert set(verdicts) == {"/", "/func", "/tmp"}
+    assert verdicts["/tmp"] == "ok"
+    assert verdicts["/"].startswith("refused") and verdicts["/func"].startswith("refused"), verdicts
+    assert not list(proj.rglob("probe.txt")), "nothing was written into the root or the function store"

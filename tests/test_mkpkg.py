@@ -87,12 +87,22 @@ def test_new_recipe_from_pypi(online: None, paths: Paths) -> None:
     assert packages_dir_listing(paths) == ["six.yaml"]  # no temp file left
 
 
-def test_refuses_to_overwrite(online: None, paths: Paths) -> None:
+def test_refuses_to_overwrite(paths: Paths, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Offline: PyPI would offer a valid release, so only the existence check stops the write."""
+    asked: list[str] = []
+
+    def release(name: str, version: str | None = None) -> dict[str, Any]:
+        asked.append(name)
+        return fake_release("six", [dist("six-1.0.tar.gz")])
+
+    monkeypatch.setattr(sources, "pypi_release", release)
     target = recipe_file(paths, "six")
     target.write_text("package: {name: six, version: '0'}\n")
-    with pytest.raises(PipelineError, match=r"already exists.*--update"):
+    with pytest.raises(PipelineError, match=r"recipes/packages/six.yaml already exists.*--update"):
         mkpkg.make_recipe(paths, "Six")  # normalized to the same file
     assert target.read_text() == "package: {name: six, version: '0'}\n"
+    assert asked == [], "refused before asking PyPI"
+    assert packages_dir_listing(paths) == ["six.yaml"]
 
 
 def test_update_keeps_user_fields(online: None, paths: Paths) -> None:

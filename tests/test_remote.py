@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -9,11 +10,13 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -206,13 +209,34 @@ def test_corrupt_remote_blob_is_detected_rebuilt_and_repushed(remote: Remote, tm
     assert remote.read(f"cas/{sha}") == good, "the rebuild pushed the good blob again"
 
 
-def test_readonly_pushes_nothing(remote: Remote, tmp_path: Path) -> None:
-    project = make_project(tmp_path / "a")
+def check_readonly_remote(remote: Remote, tmp_path: Path, readonly_from: str) -> None:
+    """remote-cache comes from pipeline.yaml only (Project.env drops PIPELINE_REMOTE_*): the downloads
+    prove it is read; read-only comes from remote-readonly or $PIPELINE_REMOTE_READONLY."""
+    seed = make_project(tmp_path / "seed")
+    assert "summary: 3 built" in run(seed, remote)
+    seeded = remote.names()
+    assert len([n for n in seeded if n.startswith("ac/")]) == 3
+
+    project = make_project(tmp_path / "ro")
     config = project.root / "pipeline.yaml"
-    config.write_text(config.read_text() + f"remote-cache: {remote.url}\n")  # from the config, not the env
-    out = project.doit(PIPELINE_REMOTE_READONLY="1", **remote.env).stdout
-    assert "summary: 3 built" in out and "warning" not in out
-    assert remote.names() == []
+    readonly_line = "remote-readonly: true\n" if readonly_from == "config" else ""
+    config.write_text(config.read_text() + f"remote-cache: {remote.url}\n" + readonly_line)
+    project.edit("standalone", 'echo "{{ version }}"', 'echo "{{ version }}-local"')  # a key the remote lacks
+    env = {"PIPELINE_REMOTE_READONLY": "1"} if readonly_from == "env" else {}
+    out = project.doit(**remote.env, **env).stdout
+    assert project.runs() == ["standalone"], out
+    assert "2 downloaded" in out and "1 built" in out and "warning" not in out, out
+    assert (project.root / "build/greeting/greeting.txt").read_text() == "hello from a fixture\n"
+    assert (project.root / "build/standalone/version.txt").read_text() == "1.0-local\n"
+    assert remote.names() == seeded, "a read-only remote gets nothing"
+
+
+def test_readonly_remote_fetches_but_pushes_nothing(remote: Remote, tmp_path: Path) -> None:
+    check_readonly_remote(remote, tmp_path, "config")
+
+
+def test_readonly_from_the_environment_fetches_but_pushes_nothing(tmp_path: Path) -> None:
+    check_readonly_remote(directory_remote(f"file://{tmp_path / 'shared'}", tmp_path / "shared"), tmp_path, "env")
 
 
 @pytest.mark.parametrize("scheme", ["http", "s3"])
@@ -229,6 +253,105 @@ def test_server_down_builds_locally_with_a_warning(scheme: str, tmp_path: Path) 
     assert "remote cache unreachable" in out
     assert time.monotonic() - started < 30
     assert (project.root / "build/greeting/greeting.txt").read_text() == "hello from a fixture\n"
+
+
+def test_push_command_seeds_the_remote_with_what_is_built_here(remote: Remote, tmp_path: Path) -> None:
+    """`python -m pipeline push`: up-to-date tasks only; a fresh checkout then downloads them all."""
+    project = make_project(tmp_path / "a")
+    project.doit("hello", "standalone")  # no remote while building: only push uploads anything
+    shutil.rmtree(project.root / "build/standalone")  # in the local cache, but no longer built here
+    env = {"PIPELINE_REMOTE_CACHE": remote.url, **remote.env}
+    first = project.cli("push", **env).stdout
+    assert "skipped greeting: not built here" in first and "skipped standalone: not built here" in first
+    assert "pushed 1 tasks" in first
+    assert [n for n in remote.names() if n.startswith("ac/")] == [f"ac/{task_key(project, 'hello')}"]
+
+    project.doit()
+    assert "pushed 3 tasks" in project.cli("push", **env).stdout
+    assert len([n for n in remote.names() if n.startswith("ac/")]) == 3
+    fresh = make_project(tmp_path / "b")
+    out = run(fresh, remote)
+    assert fresh.runs() == [] and "summary: 3 downloaded" in out, out
+    assert (fresh.root / "build/greeting/greeting.txt").read_text() == "hello from a fixture\n"
+
+    nowhere = project.cli("push", check=False)
+    assert nowhere.returncode == 2 and "no remote cache" in nowhere.stderr
+
+
+class FlakyServer(ThreadingHTTPServer):
+    """An HTTP cache on loopback whose first `failures` requests fail (503, then a dropped
+    connection, alternately); it records when each request arrived."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__(("127.0.0.1", 0), FlakyHandler)
+        self.failures = failures
+        self.blobs: dict[str, bytes] = {}
+        self.arrivals: list[float] = []
+
+
+class FlakyHandler(BaseHTTPRequestHandler):
+    server: FlakyServer
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.server.arrivals.append(time.monotonic())
+        failed = len(self.server.arrivals)
+        if failed <= self.server.failures:
+            if failed % 2:
+                self.send_error(503)
+            else:
+                self.close_connection = True  # no response at all: the client sees the connection drop
+            return
+        data = self.server.blobs.get(self.path.lstrip("/"))
+        if data is None:
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+@contextlib.contextmanager
+def flaky_server(failures: int, blobs: dict[str, bytes]) -> Iterator[FlakyServer]:
+    server = FlakyServer(failures)
+    server.blobs.update(blobs)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_http_retries_back_off_from_0_2_s_doubling_then_give_up(tmp_path: Path) -> None:
+    """The defaults the README states: 3 tries, waits of 0.2 s then 0.4 s, then the remote is off."""
+    cache = ArtifactCache(Paths(root=tmp_path, cache=tmp_path / "cache"))
+    data = b"payload\n"
+    sha = hashlib.sha256(data).hexdigest()
+    entry = json.dumps({"manifest": {"f": [len(data), sha]}, "executable": []}).encode()
+    with flaky_server(2, {"ac/k1": entry, f"cas/{sha}": data}) as server:
+        remote = remote_from(f"http://127.0.0.1:{server.server_port}", False)
+        assert remote is not None
+        assert remote.fetch("k1", cache).ok, "a 503 and a dropped connection, then the third try succeeds"
+        first, second, third = server.arrivals[:3]
+        assert 0.2 <= second - first < 0.6, server.arrivals
+        assert 0.4 <= third - second < 0.9, server.arrivals
+        assert len(server.arrivals) == 4  # then cas/<sha>, first time
+    assert (cache.entry("k1") / "tree/f").read_bytes() == data
+
+    with flaky_server(99, {}) as dead:
+        remote = remote_from(f"http://127.0.0.1:{dead.server_port}", False)
+        assert remote is not None
+        result = remote.fetch("k2", cache)
+        assert not result.ok and "remote cache unreachable" in result.warning
+        assert len(dead.arrivals) == 3, "three tries, no more"
+        assert dead.arrivals[2] - dead.arrivals[0] >= 0.6
+        assert not remote.fetch("k3", cache).warning and len(dead.arrivals) == 3, "off for the rest of the run"
 
 
 @dataclass

@@ -59,9 +59,14 @@ def test_tar_slip_is_refused(kind: str, tmp_path: Path) -> None:
 def test_zip_slip_is_refused(tmp_path: Path) -> None:
     archive = tmp_path / "evil.zip"
     with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("pkg/good.txt", "fine")  # a harmless member first: it must not land either
         zipped.writestr("../evil", "x")
+    dest = tmp_path / "work" / "out"
     with pytest.raises(PipelineError, match="refusing"):
-        safe_extract(archive, tmp_path / "out")
+        safe_extract(archive, dest)
+    assert not (tmp_path / "work" / "evil").exists()
+    assert not list(tmp_path.rglob("evil")), "the slip target was not written anywhere"
+    assert not list(dest.rglob("*")), "nothing is extracted from a refused archive"
 
 
 def test_safe_archive_unpacks_into_its_top_directory(tmp_path: Path) -> None:

@@ -30,6 +30,12 @@ WASI(proc_exit) _Noreturn void proc_exit(int code);
 WASI(path_open) int path_open(int fd, int dirflags, const char *path,
     unsigned long path_len, int oflags, u64 rights, u64 inherit, int fdflags, int *out);
 
+WASI(environ_sizes_get) int environ_sizes_get(unsigned long *count, unsigned long *size);
+WASI(environ_get) int environ_get(char **ptrs, char *buf);
+typedef struct { unsigned char tag; unsigned int len; } prestat;
+WASI(fd_prestat_get) int fd_prestat_get(int fd, prestat *out);
+WASI(fd_prestat_dir_name) int fd_prestat_dir_name(int fd, char *path, unsigned long len);
+
 static void put(int fd, const char *s, unsigned long len) {
   ciovec iov = { s, len };
   unsigned long n;
@@ -40,6 +46,21 @@ void _start(void) {
   static const char msg[] = "hello from wasm\n";
 #if defined(MODE_LOOP)
   for (;;) { __asm__ volatile(""); }
+#elif defined(MODE_ENV)  /* each environment variable, then each preopen's guest path */
+  static char buf[4096], *ptrs[64], name[256];
+  unsigned long count, size, n;
+  environ_sizes_get(&count, &size);
+  environ_get(ptrs, buf);
+  for (unsigned long i = 0; i < count; i++) {
+    for (n = 0; ptrs[i][n]; n++) {}
+    put(1, "env ", 4); put(1, ptrs[i], n); put(1, "\n", 1);
+  }
+  for (int fd = 3; fd < 16; fd++) {
+    prestat ps;
+    if (fd_prestat_get(fd, &ps) != 0) break;
+    fd_prestat_dir_name(fd, name, ps.len);
+    put(1, "dir ", 4); put(1, name, ps.len); put(1, "\n", 1);
+  }
 #elif defined(MODE_FILE)
   int fd;  /* fd 3 is the first preopen; oflags 1 = O_CREAT, right 1<<6 = fd_write */
   if (path_open(3, 0, "out.txt", 7, 1, 1ull << 6, 0, 0, &fd) != 0) proc_exit(99);
@@ -82,6 +103,7 @@ def progs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "hello0": _build(d, "hello0", "EXIT_CODE=0"),
         "loop": _build(d, "loop", "EXIT_CODE=0", "MODE_LOOP"),
         "file": _build(d, "file", "EXIT_CODE=3", "MODE_FILE"),
+        "env": _build(d, "env", "EXIT_CODE=0", "MODE_ENV"),
     }
 
 
@@ -211,6 +233,22 @@ def test_cli_compile_and_run(
     assert capfd.readouterr().out == "hello from wasm\n"
     assert wasm.main(["run", "--timeout", "0.3", str(progs["loop"])]) == 124
     assert "time limit exceeded" in capfd.readouterr().err
+
+
+def test_cli_dir_and_env_reach_the_guest(
+    progs: dict[str, Path], tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    # the guest writes out.txt into its first preopen: --dir's host directory
+    assert wasm.main(["run", "--dir", f"{shared}::/data", str(progs["file"])]) == 3
+    assert (shared / "out.txt").read_text() == "hello from wasm\n"
+    capfd.readouterr()
+    argv = ["run", "--env", "A=1", "--env", "B=x=y", "--dir", f"{shared}::/data", "--dir", f"{tmp_path}::/other"]
+    assert wasm.main([*argv, str(progs["env"])]) == 0
+    assert capfd.readouterr().out.splitlines() == ["env A=1", "env B=x=y", "dir /data", "dir /other"]
+    assert wasm.main(["run", str(progs["env"])]) == 0
+    assert capfd.readouterr().out == "", "no --env, no --dir: the guest sees neither"
 
 
 def test_cli_module_entry_point(progs: dict[str, Path]) -> None:
