@@ -110,10 +110,26 @@ def function_dir(store: Path, user: str, func: str) -> Path:
     return store / check_name("user", user) / check_name("function", func)
 
 
-def upload(store: Path, user: str, func: str, source: Path) -> Path:
-    """Copy source into the store as the function's function.py (atomically)."""
+def check_function_file(source: Path) -> None:
+    """A function must exist and compile, or it is refused before anything is stored or run.
+
+    Compiled by the host's Python: syntax newer than the host's (3.12's `type X = ...`
+    on a 3.11 host) is refused too, and the message names the host's version for that.
+    """
     if not source.is_file():
         raise InvokeError(f"{source}: no such file")
+    try:
+        compile(source.read_bytes(), str(source), "exec", dont_inherit=True)
+    except SyntaxError as exc:
+        host = "{}.{}".format(*sys.version_info[:2])
+        raise InvokeError(f"{source}: line {exc.lineno}: not valid Python {host}: {exc.msg}") from None
+    except ValueError as exc:  # null bytes
+        raise InvokeError(f"{source}: not a Python source file: {exc}") from None
+
+
+def upload(store: Path, user: str, func: str, source: Path) -> Path:
+    """Copy source into the store as the function's function.py (atomically)."""
+    check_function_file(source)
     dest_dir = function_dir(store, user, func)
     dest_dir.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix=".upload.", suffix=".tmp")
@@ -225,8 +241,7 @@ def invoke(inv: Invocation) -> int:
 
 def invoke_file(inv: Invocation, source: Path) -> int:
     """Run a file directly, from a throwaway function directory (no upload)."""
-    if not source.is_file():
-        raise InvokeError(f"{source}: no such file")
+    check_function_file(source)
     with tempfile.TemporaryDirectory(prefix="invoke-func-") as func_dir:
         shutil.copyfile(source, Path(func_dir) / FUNCTION_FILE)
         return invoke(dataclasses.replace(inv, function_dir=Path(func_dir)))
