@@ -158,8 +158,8 @@ def first_error(file: Path | str, exc: ValidationError) -> RecipeError:
         message = "unknown key"
     elif err["type"] == "missing":
         message = "is required"
-    else:
-        message = f"{message} (got {err['input']!r})" if "input" in err else message
+    elif "input" in err and repr(err["input"]) not in message:  # a validator's own message may name it
+        message = f"{message} (got {err['input']!r})"
     return RecipeError(file, field, message.removeprefix("Value error, "))
 
 
