@@ -12,20 +12,11 @@ import math
 import re
 import sys
 from pathlib import Path
-from typing import NoReturn
 
-from .errors import ExitCode, PipelineError, report_error
+from .errors import OneLineArgumentParser, PipelineError, report_error
 
 SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?\s*$", re.IGNORECASE)
 SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """Bad arguments end like every other bad input: one `error:` line, exit 2."""
-
-    def error(self, message: str) -> NoReturn:
-        print(f"error: {self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
-        raise SystemExit(int(ExitCode.BAD_INPUT))
 
 
 def parse_size(text: str) -> int:
@@ -203,7 +194,7 @@ def cmd_invoke(args: argparse.Namespace) -> int:
 
 
 def make_parser(prog: str = "python -m pipeline") -> argparse.ArgumentParser:
-    parser = OneLineParser(prog=prog, description=__doc__)
+    parser = OneLineArgumentParser(prog=prog, description=__doc__)
     parser.add_argument("--root", type=project_root, default=Path.cwd(), help="project root (default: current dir)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

@@ -18,9 +18,11 @@ tool and `doit` load errors:
 
 from __future__ import annotations
 
+import argparse
 import enum
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 
 class ExitCode(enum.IntEnum):
@@ -53,6 +55,14 @@ class TaskFailed(PipelineError):
     """A build step, self-test or guest test run exited non-zero."""
 
     exit_code = ExitCode.FAILED
+
+
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """Bad arguments end like every other bad input: one `error:` line, exit 2 (not argparse's usage block)."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"error: {self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(int(ExitCode.BAD_INPUT))
 
 
 def report_error(exc: BaseException, exit_code: ExitCode | None = None) -> int:

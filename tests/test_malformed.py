@@ -267,6 +267,21 @@ MORE_CASES = {
         FAKE_RUNTIME, "build/function-store/alice/nosuch/function.py: no such function (upload it first)",
         cli=("invoke", "run", "alice", "nosuch", "--root", "fake-root"),
     ),
+    "invoke without a command": Case(
+        nothing, "error: python -m pipeline.invoke: the following arguments are required: command", cli=("invoke",),
+    ),
+    "invoke timeout not a number": Case(
+        nothing, "run: argument --timeout: invalid float value: 'soon'",
+        cli=("invoke", "run", "alice", "f", "--timeout", "soon"),
+    ),
+    "invoke timeout below zero": Case(
+        nothing, "error: --timeout -1: must be a number of seconds above 0",
+        cli=("invoke", "run", "alice", "f", "--timeout", "-1"),
+    ),
+    "invoke without memory": Case(
+        nothing, "error: --memory-limit 0: must be at least 1 MiB",
+        cli=("invoke", "run", "alice", "f", "--memory-limit", "0"),
+    ),
     "bad function name": Case(
         FAKE_RUNTIME, "error: function '../x': use letters",
         cli=("invoke", "run", "alice", "../x", "--root", "fake-root"),

@@ -23,7 +23,7 @@ from typing import TextIO
 
 import wasmtime
 
-from ..errors import ExitCode, PipelineError, report_error
+from ..errors import ExitCode, OneLineArgumentParser, PipelineError, report_error
 from ..paths import CODEGEN_TASK, Paths
 from . import faasm_host, wasm
 from .wasm import StaleCodegen, find_artifact
@@ -248,7 +248,7 @@ def invoke_file(inv: Invocation, source: Path) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineArgumentParser(
         prog="python -m pipeline.invoke", description=__doc__.split("\n")[0],
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -290,6 +290,10 @@ def _run_invocation(args: argparse.Namespace, project: Project) -> Invocation:
         raise InvokeError("run needs USER FUNC (or --file FILE.py)")
     if args.max_concurrency < 1:
         raise InvokeError("--max-concurrency must be at least 1")
+    if args.timeout is not None and not 0 < args.timeout < float("inf"):
+        raise InvokeError(f"--timeout {args.timeout:g}: must be a number of seconds above 0")
+    if args.memory_limit < 1:
+        raise InvokeError(f"--memory-limit {args.memory_limit}: must be at least 1 MiB")
     root = args.root or project.runtime_root
     func_dir = Path() if args.file else function_dir(args.store or project.store, args.user, args.func)
     return Invocation(
