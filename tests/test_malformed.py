@@ -361,3 +361,12 @@ def test_more_malformed_input_gives_one_line_error(kind: str, built: Project, tm
     assert proc.stdout == "", proc.stdout
     assert snapshot(project.root / "build") == before_build
     assert snapshot(project.cache) == before_cache
+
+
+def test_yaml_merge_keys_are_not_duplicates(tmp_path: Path) -> None:
+    """`<<` may appear more than once and be overridden: that is what merging is for."""
+    from pipeline.engine.config import read_yaml
+
+    file = tmp_path / "merge.yaml"
+    file.write_text("a: &a {x: 1, y: 1}\nb: &b {y: 2}\nc:\n  <<: *a\n  <<: *b\n  x: 3\n")
+    assert read_yaml(file)["c"] == {"x": 3, "y": 1}
