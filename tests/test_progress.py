@@ -31,7 +31,7 @@ def test_log_watch_shows_the_step_and_last_meaningful_line(tmp_path: Path) -> No
     watch.update()
     assert watch.describe() == "test: make check"
     with open(log, "a") as out:
-        out.write(f"{COMPILE}\n")
+        out.write(f"{COMPILE}\nmake[2]: Leaving directory '/src/Objects'\n")
     watch.update()
     assert watch.describe() == "test: compiling Objects/obmalloc.o"
     log.write_text(f"key {'b' * 64}\n=== build (13:00:00) ===\n")  # a new run starts a new log

@@ -27,9 +27,10 @@ TTY_INTERVAL = 1.0
 PLAIN_INTERVAL = 30.0
 TAIL_BYTES = 64 * 1024  # enough for the last line of any log; a 2 GB log is never read whole
 PHASE_MARK = re.compile(rb"^=== (\S+)", re.MULTILINE)
-# The runner's `key <sha256>` header and lines with no letters (progress bars, separators)
-# say little; bash's `set -x` lines do (the command now running), without their `+ `.
-NOISE = re.compile(r"^key [0-9a-f]{64}$|^[\W_]*$")
+# The runner's `key <sha256>` header, make's directory bookkeeping and lines with no letters
+# (progress bars, separators) say little; bash's `set -x` lines do (the command now running),
+# without their `+ `.
+NOISE = re.compile(r"^key [0-9a-f]{64}$|^make(\[\d+\])?: (Entering|Leaving|Nothing)|^[\W_]*$")
 XTRACE = re.compile(r"^\++ ")
 CLEAR_LINE = "\r\033[K"
 
