@@ -1,5 +1,5 @@
 """numpy figures (prints them; not a test). Needs the chain built (`doit invoke`) and
-native numpy of the same version in this environment (`pip install -e '.[test]'`).
+native numpy of the same version in this environment (`pip install -e '.[bench]'`).
 
 - python.wasm size with numpy, and without it (the same link minus numpy)
 - `import numpy` time inside the runtime, with machine code

@@ -1,25 +1,38 @@
-"""Command line: `python -m pipeline COMMAND --help`.
+"""pywasm: the tools around the build (`pywasm COMMAND --help`; also `python -m pipeline`).
 
-Building itself goes through doit (`doit build_cpython`); these commands are
-the tools around it.
+Building itself goes through doit (`doit build_cpython`, or `./dev build`); these
+commands check, explain, draw and feed it, and run functions on what it built.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import re
 import sys
 from pathlib import Path
 
+from .arguments import OneLineArgumentParser
 from .errors import PipelineError, report_error
+
+SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?\s*$", re.IGNORECASE)
+SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
 def parse_size(text: str) -> int:
-    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-    text = text.strip().upper().removesuffix("B")
-    if text and text[-1] in units:
-        return int(float(text[:-1]) * units[text[-1]])
-    return int(text)
+    """500M, 10G, 1.5T, 1024 (bytes); powers of 1024."""
+    match = SIZE.match(text)
+    if match is None or not math.isfinite(float(match[1])):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size (e.g. 500M, 10G)")
+    return int(float(match[1]) * SIZE_UNITS[match[2].upper()])
+
+
+def project_root(text: str) -> Path:
+    root = Path(text)
+    if not root.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a directory")
+    return root
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
@@ -27,7 +40,10 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
     text = json.dumps(Recipe.model_json_schema(by_alias=True), indent=2) + "\n"
     if args.output:
-        Path(args.output).write_text(text)
+        try:
+            Path(args.output).write_text(text)
+        except OSError as exc:
+            raise PipelineError(f"--output {args.output}: cannot write: {exc.strerror}") from None
     else:
         sys.stdout.write(text)
     return 0
@@ -63,7 +79,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
     from .engine.config import load_config, project_paths
 
     paths = project_paths(args.root.resolve(), load_config(args.root.resolve()))
-    removed, left = ArtifactCache(paths).prune(parse_size(args.max_size))
+    removed, left = ArtifactCache(paths).prune(args.max_size)
     print(f"removed {removed} entries; {left / (1 << 20):.1f} MiB left in {paths.artifacts}")
     return 0
 
@@ -121,10 +137,67 @@ def cmd_mkpkg(args: argparse.Namespace) -> int:
     return 0
 
 
-def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__)
-    parser.add_argument("--root", type=Path, default=Path.cwd(), help="project root (default: current dir)")
-    sub = parser.add_subparsers(dest="command", required=True)
+def cmd_graph(args: argparse.Namespace) -> int:
+    from .engine.picture import graph_dot, render_svg
+    from .engine.project import load_engine
+
+    engine = load_engine(args.root)
+    unknown = [t for t in args.tasks if t not in engine.graph.nodes]
+    if unknown:
+        raise PipelineError(f"unknown task {unknown[0]!r}; known: {' '.join(engine.graph.order)}")
+    text, counts = graph_dot(engine, args.tasks)
+    if args.output == "-":
+        sys.stdout.write(text)
+        return 0
+    dot_file = Path(args.output) if args.output else engine.paths.build / "graph.dot"
+    dot_file.parent.mkdir(parents=True, exist_ok=True)
+    svg_file = Path(args.svg) if args.svg else dot_file.with_suffix(".svg")
+    try:
+        dot_file.write_text(text)
+    except OSError as exc:
+        raise PipelineError(f"--output {dot_file}: cannot write: {exc.strerror}") from None
+    drawn = not args.no_svg and render_svg(dot_file, svg_file)
+    summary = ", ".join(f"{n} {state}" for state, n in counts.items())
+    print(f"wrote {dot_file}" + (f" and {svg_file}" if drawn else "") + f": {summary}")
+    if not drawn and not args.no_svg:
+        print("no SVG: Graphviz `dot` is not installed (apt-get install graphviz)")
+    return 0
+
+
+def cmd_result(args: argparse.Namespace) -> int:
+    """What the main job (`./dev build`) made: hello's output and where the runtime is."""
+    from .engine.config import load_config, project_paths
+    from .paths import CODEGEN_TASK, RUNTIME_ROOT_TASK
+
+    root = args.root.resolve()
+    paths = project_paths(root, load_config(root))
+    hello = paths.output_dir(args.invoke_task) / "hello.out"
+    if not hello.is_file():
+        raise PipelineError(f"{hello}: not built yet (run `doit invoke`, or ./dev build)")
+    shown = {
+        "runtime root": paths.runtime_root_tree,
+        "its tarball": paths.output_dir(RUNTIME_ROOT_TASK) / "runtime_root.tar.gz",
+        "machine code": paths.output_dir(CODEGEN_TASK),
+    }
+    print(f"--- {hello.relative_to(root)} ---")
+    print(hello.read_text().rstrip("\n"))
+    print("---")
+    for what, where in shown.items():
+        print(f"{what + ':':<14} {where}" + ("" if where.exists() else "  (missing)"))
+    print("run a function: pywasm invoke run --file func/python/hello.py")
+    return 0
+
+
+def cmd_invoke(args: argparse.Namespace) -> int:
+    from .runtime.invoke import main as invoke_main
+
+    return invoke_main(args.arguments)
+
+
+def make_parser(prog: str = "python -m pipeline") -> argparse.ArgumentParser:
+    parser = OneLineArgumentParser(prog=prog, description=__doc__)
+    parser.add_argument("--root", type=project_root, default=Path.cwd(), help="project root (default: current dir)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     schema = sub.add_parser("schema", help="write the recipe JSON Schema (for editors)")
     schema.add_argument("-o", "--output", help="file to write (default: stdout)")
@@ -139,7 +212,7 @@ def make_parser() -> argparse.ArgumentParser:
     explain.set_defaults(func=cmd_explain)
 
     prune = sub.add_parser("prune", help="shrink the artifact cache to a size bound (least recently used first)")
-    prune.add_argument("--max-size", required=True, help="e.g. 500M, 10G")
+    prune.add_argument("--max-size", required=True, type=parse_size, help="e.g. 500M, 10G")
     prune.set_defaults(func=cmd_prune)
 
     push = sub.add_parser("push", help="upload up-to-date tasks' outputs to the remote cache")
@@ -164,17 +237,66 @@ def make_parser() -> argparse.ArgumentParser:
                        help="bump an existing recipe to the latest (or --version); comments are lost")
     mkpkg.add_argument("--force", action="store_true",
                        help="with --update: update even if the recipe has source.patches (they may not apply)")
-    mkpkg.add_argument("--root", type=Path, default=argparse.SUPPRESS, help="project root (as the global --root)")
+    mkpkg.add_argument("--root", type=project_root, default=argparse.SUPPRESS,
+                       help="project root (as the global --root)")
     mkpkg.set_defaults(func=cmd_mkpkg)
+
+    graph = sub.add_parser(
+        "graph", help="draw the task graph (DOT, and SVG with Graphviz), each task's state and why",
+        description="Write the task graph as Graphviz DOT, and as SVG where `dot` is installed. Each task "
+        "shows its version and what a run would do: up to date (green), would restore from the cache (blue) "
+        "or would run (orange), with the reason and the first changed key input.",
+    )
+    graph.add_argument("tasks", nargs="*", help="tasks (with their dependencies); default: all")
+    graph.add_argument("-o", "--output", help="DOT file ('-': stdout); default: build/graph.dot")
+    graph.add_argument("--svg", help="SVG file (default: the DOT file's name with .svg)")
+    graph.add_argument("--no-svg", action="store_true", help="write only the DOT file")
+    graph.set_defaults(func=cmd_graph)
+
+    result = sub.add_parser("result", help="show hello's output, and where the runtime root, tarball, machine code are")
+    result.add_argument("--invoke-task", default="invoke", help="the task that ran hello (default: %(default)s)")
+    result.set_defaults(func=cmd_result)
+
+    invoke = sub.add_parser(
+        "invoke", add_help=False, help="upload and run functions on the built runtime (`pywasm invoke --help`)",
+        description="Everything after `invoke` goes to pipeline.runtime.invoke (upload, run).",
+    )
+    invoke.add_argument("arguments", nargs=argparse.REMAINDER, help="upload USER FUNC FILE | run ...")
+    invoke.set_defaults(func=cmd_invoke)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = make_parser().parse_args(argv)
+def split_at_invoke(argv: list[str]) -> tuple[list[str], list[str] | None]:
+    """`[--root R] invoke ARGS...`: ARGS go to invoke's own parser untouched.
+
+    argparse's REMAINDER cannot take arguments that start with `-` first
+    (`invoke --help`, `invoke run --file x`), so they are split off here.
+    """
+    index = 0
+    while index < len(argv):
+        word = argv[index]
+        if word == "invoke":
+            return argv[: index + 1], argv[index + 1 :]
+        if not word.startswith("-"):
+            break
+        index += 2 if word == "--root" else 1
+    return argv, None
+
+
+def main(argv: list[str] | None = None, prog: str = "python -m pipeline") -> int:
+    head, forwarded = split_at_invoke(sys.argv[1:] if argv is None else argv)
+    args = make_parser(prog).parse_args(head)
+    if forwarded is not None:
+        args.arguments = forwarded
     try:
         return int(args.func(args))
     except PipelineError as exc:
         return report_error(exc)
+
+
+def console() -> int:
+    """The `pywasm` console command (pyproject's [project.scripts])."""
+    return main(prog="pywasm")
 
 
 if __name__ == "__main__":

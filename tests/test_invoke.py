@@ -235,3 +235,19 @@ def test_runtime_root_and_function_are_mounted_read_only(proj: Path, fakes: dict
     assert verdicts["/tmp"] == "ok"
     assert verdicts["/"].startswith("refused") and verdicts["/func"].startswith("refused"), verdicts
     assert not list(proj.rglob("probe.txt")), "nothing was written into the root or the function store"
+
+
+def test_syntax_newer_than_the_host_is_left_to_the_runtime(tmp_path: Path) -> None:
+    """A 3.11 host must not refuse 3.12+ syntax for a 3.13 runtime; an older runtime is judged here."""
+    source = tmp_path / "typed.py"
+    source.write_text("type Pair = tuple[int, int]\nprint('ok')\n")
+    host = sys.version_info[:2]
+    newer_guest = (host[0], host[1] + 2)
+    if host >= (3, 12):
+        pytest.skip("the host knows PEP 695 syntax")
+    invoke.check_function_file(source, newer_guest)  # no error: the guest decides
+    with pytest.raises(invoke.InvokeError, match="not valid Python"):
+        invoke.check_function_file(source, host)
+    root = tmp_path / "root"
+    (root / "lib" / f"python{newer_guest[0]}.{newer_guest[1]}").mkdir(parents=True)
+    assert invoke.guest_python(root) == newer_guest

@@ -4,25 +4,60 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlparse
 
 import yaml
-from pydantic import ValidationError
+from pydantic import Field, ValidationError, field_validator
 
 from ..errors import PipelineError, RecipeError
 from ..paths import Paths
-from .spec import Spec
+from .spec import Spec, text_not_number
 from .toolchain import Toolchain
 
 # libyaml's parser is ~10x faster; recipe loading is on every no-op's path.
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+class DuplicateKey(yaml.YAMLError):
+    def __init__(self, key: Any, line: int, first_line: int) -> None:
+        super().__init__(f"duplicate key {key!r} (first at line {first_line})")
+        self.key, self.line, self.first_line = key, line, first_line
+
+
+class UniqueKeyLoader(SAFE_LOADER):  # type: ignore[misc, valid-type]
+    """The safe loader, but a key given twice in one mapping is an error.
+
+    Plain YAML lets the later value win silently: two `version:` lines, or two
+    `package:` sections, would build something other than what the reader sees.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *base` may be overridden on purpose; that is what merging is for
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                first = seen.setdefault(key, line)
+            except TypeError:  # an unhashable key: the base constructor reports it
+                continue
+            if first != line:
+                raise DuplicateKey(key, line, first)
+        return super().construct_mapping(node, deep=deep)
+
+
+# A count of jobs or workers: 0 or less would mean "nothing runs" (or make's "no limit").
+Count = Annotated[int, Field(ge=1, le=1024, strict=True)]
+REMOTE_SCHEMES = ("http", "https", "file", "s3")
+
+
 class ProjectConfig(Spec):
     target: str = "wasm32-wasi"
     malloc: Literal["dlmalloc", "mimalloc"] = "dlmalloc"
-    jobs: int | None = None  # make -j inside one task; default: the machine's core count
-    workers: int | None = None  # tasks run at once; default: the core count
+    jobs: Count | None = None  # make -j inside one task; default: the machine's core count
+    workers: Count | None = None  # tasks run at once; default: the core count
     cache_dir: str | None = None  # default: $XDG_CACHE_HOME/pywasm-pipeline
     remote_cache: str | None = None  # shared cache URL (http(s)://, file://, s3://); $PIPELINE_REMOTE_CACHE wins
     remote_readonly: bool = False  # fetch only; $PIPELINE_REMOTE_READONLY=1 forces it
@@ -37,6 +72,28 @@ class ProjectConfig(Spec):
     codegen_target: str | None = None  # None: this machine
     runtime_packages: list[str] = []
 
+    @field_validator("llvm_version", mode="before")
+    @classmethod
+    def _llvm_version(cls, value: Any) -> Any:
+        return text_not_number(value)
+
+    @field_validator("versions", mode="before")
+    @classmethod
+    def _versions(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            for name, version in value.items():
+                text_not_number(version, f"version of {name}", name)
+        return value
+
+    @field_validator("remote_cache")
+    @classmethod
+    def _remote_cache(cls, value: str | None) -> str | None:
+        if value is not None:
+            problem = remote_url_problem(value)
+            if problem:
+                raise ValueError(problem)
+        return value
+
     def job_count(self) -> int:
         return count_setting("PIPELINE_JOBS", self.jobs)
 
@@ -46,22 +103,51 @@ class ProjectConfig(Spec):
 
 def count_setting(env_var: str, configured: int | None) -> int:
     """The environment wins over pipeline.yaml; the default is the machine's core count."""
-    return int(os.environ.get(env_var) or configured or os.cpu_count() or 1)
+    text = os.environ.get(env_var)
+    if text:
+        if not text.isdecimal() or not 1 <= int(text) <= 1024:
+            raise PipelineError(f"${env_var}: {text!r} is not a count from 1 to 1024")
+        return int(text)
+    return configured or os.cpu_count() or 1
 
 
-def read_yaml(file: Path) -> Any:
-    """Parse a YAML file, turning syntax errors into a one-line RecipeError."""
+def remote_url_problem(url: str) -> str | None:
+    """Why `url` cannot name a remote cache, or None. Checked at load, before any task runs."""
+    parsed = urlparse(url)
+    if parsed.scheme not in REMOTE_SCHEMES:
+        return f"{url!r}: the scheme must be one of {', '.join(REMOTE_SCHEMES)} (e.g. s3://bucket/prefix)"
+    if parsed.scheme in ("http", "https", "s3") and not parsed.netloc:
+        what = "a bucket" if parsed.scheme == "s3" else "a host"
+        return f"{url!r}: needs {what} after {parsed.scheme}://"
+    # file://shared/cache names host "shared" and path /cache: the host would be ignored
+    if parsed.scheme == "file" and (parsed.netloc not in ("", "localhost") or not parsed.path.startswith("/")):
+        return f"{url!r}: a file:// remote is file:///absolute/dir (no host, no relative path)"
+    return None
+
+
+def read_yaml(file: Path | str, shown_as: Path | str | None = None) -> Any:
+    """Parse a YAML file, turning every way it can be unreadable into a one-line RecipeError."""
+    file = Path(file)
+    shown = shown_as if shown_as is not None else file
     try:
-        text = file.read_text()
+        data = file.read_bytes()
     except OSError as exc:
-        raise RecipeError(file, "", f"cannot read: {exc.strerror}") from None
+        raise RecipeError(shown, "", f"cannot read: {exc.strerror}") from None
     try:
-        return yaml.load(text, Loader=SAFE_LOADER)
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        bad = f"byte {data[exc.start]:#04x} at offset {exc.start}"
+        raise RecipeError(shown, f"line {line}", f"not UTF-8 text ({bad})") from None
+    try:
+        return yaml.load(text, Loader=UniqueKeyLoader)
+    except DuplicateKey as exc:
+        raise RecipeError(shown, f"line {exc.line}", str(exc)) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise RecipeError(file, where, f"invalid YAML: {problem}") from None
+        raise RecipeError(shown, where, f"invalid YAML: {problem}") from None
 
 
 def first_error(file: Path | str, exc: ValidationError) -> RecipeError:
@@ -73,8 +159,8 @@ def first_error(file: Path | str, exc: ValidationError) -> RecipeError:
         message = "unknown key"
     elif err["type"] == "missing":
         message = "is required"
-    else:
-        message = f"{message} (got {err['input']!r})" if "input" in err else message
+    elif "input" in err and repr(err["input"]) not in message:  # a validator's own message may name it
+        message = f"{message} (got {err['input']!r})"
     return RecipeError(file, field, message.removeprefix("Value error, "))
 
 
@@ -92,9 +178,28 @@ def load_config(root: Path) -> ProjectConfig:
     if not isinstance(data, dict):
         raise RecipeError(file, "", "must be a mapping")
     try:
-        return ProjectConfig.model_validate(data)
+        config = ProjectConfig.model_validate(data)
     except ValidationError as exc:
         raise first_error(file, exc) from None
+    check_environment(config)
+    return config
+
+
+READONLY_ENV = "PIPELINE_REMOTE_READONLY"
+
+
+def check_environment(config: ProjectConfig) -> None:
+    """Settings the environment overrides are checked at load as well, before any task runs."""
+    config.job_count()
+    config.worker_count()
+    env_url = os.environ.get(REMOTE_ENV)
+    problem = remote_url_problem(env_url) if env_url else None
+    if problem:
+        raise PipelineError(f"${REMOTE_ENV}: {problem}")
+    # Any other text would silently mean "read-only" (`false` included): say so instead.
+    readonly = os.environ.get(READONLY_ENV, "")
+    if readonly not in ("", "0", "1"):
+        raise PipelineError(f"${READONLY_ENV}: {readonly!r} must be 1 (fetch only) or 0")
 
 
 def describe_toolchain(config: ProjectConfig, sysroot: Path | str) -> Toolchain:
@@ -104,6 +209,9 @@ def describe_toolchain(config: ProjectConfig, sysroot: Path | str) -> Toolchain:
 
 def project_paths(root: Path, config: ProjectConfig) -> Paths:
     paths = Paths.for_project(root, config.cache_dir)
+    if paths.cache.exists() and not paths.cache.is_dir():
+        raise PipelineError(
+            f"cache directory {str(paths.cache)!r} (cache-dir, or $PIPELINE_CACHE_DIR) is not a directory")
     for what, place in (("checkout", paths.root), ("cache directory", paths.cache)):
         if any(char.isspace() for char in str(place)):
             # configure scripts and Makefiles (wasi-libc, CPython) split paths at spaces

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from .project import Engine
@@ -33,20 +34,47 @@ def diff_inputs(old: Any, new: Any, where: str = "") -> list[str]:
     return [] if old == new else [f"{where}: {short(old)} -> {short(new)}"]
 
 
-def explain_task(engine: Engine, task: str) -> list[str]:
+UP_TO_DATE, WOULD_RESTORE, WOULD_RUN = "up to date", "would restore", "would run"
+UNSEEN_CHANGE = "(stored inputs match; builder changed?)"  # the key changed, no recorded input did
+
+
+@dataclass(frozen=True)
+class TaskState:
+    """What a run would do with one task, and why."""
+
+    task: str
+    state: str  # UP_TO_DATE, WOULD_RESTORE (from the local cache) or WOULD_RUN
+    reason: str  # Engine.status's reason: never built, key changed, output changed: ...
+    changes: tuple[str, ...] = ()  # the key inputs that changed since the last build
+
+
+def task_state(engine: Engine, task: str) -> TaskState:
     status = engine.status(task)
     if status.up_to_date:
-        return [f"{task}: up to date"]
+        return TaskState(task, UP_TO_DATE, status.reason)
     key = engine.keys.key(task)
-    action = "restore from cache" if engine.cache.has(key) else "build"
-    lines = [f"{task}: would {action} ({status.reason})"]
-    state = read_state(engine.paths.state_file(task))
-    if state is not None and state["key"] != key:
-        changes = diff_inputs(state.get("inputs", {}), engine.keys.inputs(task))
-        lines += [f"  changed: {change}" for change in changes] or ["  (stored inputs match; builder changed?)"]
-    return lines
+    state = WOULD_RESTORE if engine.cache.has(key) else WOULD_RUN
+    changes: tuple[str, ...] = ()
+    stored = read_state(engine.paths.state_file(task))
+    if stored is not None and stored["key"] != key:
+        changes = tuple(diff_inputs(stored.get("inputs", {}), engine.keys.inputs(task))) or (UNSEEN_CHANGE,)
+    return TaskState(task, state, status.reason, changes)
+
+
+def explain_task(engine: Engine, task: str) -> list[str]:
+    found = task_state(engine, task)
+    if found.state == UP_TO_DATE:
+        return [f"{task}: up to date"]
+    action = "restore from cache" if found.state == WOULD_RESTORE else "build"
+    lines = [f"{task}: would {action} ({found.reason})"]
+    return lines + [f"  {change}" if change == UNSEEN_CHANGE else f"  changed: {change}" for change in found.changes]
+
+
+def wanted_tasks(engine: Engine, targets: list[str]) -> list[str]:
+    """The targets and everything they depend on, in build order (all tasks when none given)."""
+    wanted = set().union(*(engine.graph.closure(t) for t in targets)) if targets else set(engine.graph.order)
+    return [task for task in engine.graph.order if task in wanted]
 
 
 def explain(engine: Engine, targets: list[str]) -> list[str]:
-    wanted = set().union(*(engine.graph.closure(t) for t in targets)) if targets else set(engine.graph.order)
-    return [line for task in engine.graph.order if task in wanted for line in explain_task(engine, task)]
+    return [line for task in wanted_tasks(engine, targets) for line in explain_task(engine, task)]

@@ -32,6 +32,8 @@ class RecipeFile:
 
 def find_recipe_files(paths: Paths) -> list[Path]:
     """recipes/*.yaml, recipes/packages/*.yaml and Pyodide's recipes/packages/*/meta.yaml."""
+    if not paths.recipes.is_dir():  # not a project (a wrong --root), or a checkout missing its recipes
+        raise RecipeError(f"{paths.recipes.name}/", "", f"no such folder in {paths.root}: is this the project root?")
     top = sorted(paths.recipes.glob("*.yaml"))
     packages = paths.recipes / PACKAGE_GROUP
     pyodide = sorted(packages.glob("*/meta.yaml"))
@@ -66,7 +68,7 @@ def check_files(paths: Paths, entry: RecipeFile) -> None:
 
 def load_recipe(paths: Paths, file: Path) -> RecipeFile:
     rel = str(file.relative_to(paths.root))
-    data = read_yaml(file)
+    data = read_yaml(file, shown_as=rel)
     if not isinstance(data, dict):
         raise RecipeError(rel, "", "a recipe must be a mapping")
     try:

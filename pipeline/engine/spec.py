@@ -27,6 +27,18 @@ def to_kebab(name: str) -> str:
     return name.replace("_", "-")
 
 
+def text_not_number(value: Any, what: str = "version", key: str = "version") -> Any:
+    """A version YAML read as a number is refused: its text is already lost.
+
+    `version: 1.10` reads as the float 1.1 and `version: 010` as the int 8, so
+    no conversion can give back what was written; only quoting can.
+    """
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError(f"YAML read this {what} as the number {value!r}, which may not be what is written: "
+                         f'quote it ({key}: "...")')
+    return value
+
+
 class Spec(BaseModel):
     """Base for every recipe/config model: unknown keys are errors."""
 
@@ -52,8 +64,7 @@ class PackageMeta(Spec):
     @field_validator("version", mode="before")
     @classmethod
     def _version(cls, value: Any) -> Any:
-        # YAML reads `version: 1.2` as a float; a version is text.
-        return str(value) if isinstance(value, int | float) else value
+        return text_not_number(value)
 
 
 class Source(Spec):
@@ -66,6 +77,11 @@ class Source(Spec):
     extract_dir: str | None = None
     patches: list[str] = []
     extras: list[tuple[str, str]] = []
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version(cls, value: Any) -> Any:
+        return text_not_number(value)
 
     @field_validator("sha256")
     @classmethod
@@ -107,7 +123,11 @@ class Build(Spec):
     @classmethod
     def _env(cls, value: Any) -> Any:
         if isinstance(value, dict):
-            return {k: str(v) if isinstance(v, int | float) else v for k, v in value.items()}
+            for name, item in value.items():
+                # an int's text survives (JOBS: 4); a float's may not (1.10 -> 1.1)
+                if isinstance(item, float):
+                    text_not_number(item, f"value of {name}", name)
+            return {k: str(v) if isinstance(v, int) and not isinstance(v, bool) else v for k, v in value.items()}
         return value
 
 

@@ -168,7 +168,7 @@ def doit_namespace(dodo_file: str) -> dict[str, Any]:
     namespace["DOIT_CONFIG"] = {
         "dep_file": str(session.paths.doit_db),
         "backend": "json",
-        "reporter": PipelineReporter,
+        "reporter": PipelineReporter.bound(session.paths.log_file),
         "action_string_formatting": "new",
         # Independent tasks run side by side (`doit -n 1` runs one at a time): a
         # configure script or a one-file compile leaves a core idle otherwise.

@@ -23,6 +23,7 @@ from typing import TextIO
 
 import wasmtime
 
+from ..arguments import OneLineArgumentParser
 from ..errors import ExitCode, PipelineError, report_error
 from ..paths import CODEGEN_TASK, Paths
 from . import faasm_host, wasm
@@ -110,10 +111,38 @@ def function_dir(store: Path, user: str, func: str) -> Path:
     return store / check_name("user", user) / check_name("function", func)
 
 
-def upload(store: Path, user: str, func: str, source: Path) -> Path:
-    """Copy source into the store as the function's function.py (atomically)."""
+def guest_python(runtime_root: Path) -> tuple[int, int] | None:
+    """The runtime's CPython version, from its stdlib folder (lib/pythonX.Y)."""
+    for folder in runtime_root.glob("lib/python3.*"):
+        major, _, minor = folder.name.removeprefix("python").partition(".")
+        if major.isdigit() and minor.isdigit():
+            return int(major), int(minor)
+    return None
+
+
+def check_function_file(source: Path, guest: tuple[int, int] | None = None) -> None:
+    """A function must exist and compile, or it is refused before anything is stored or run.
+
+    Compiled by the host's Python. A host older than the runtime's CPython (`guest`) may not
+    know its newer syntax (3.12's `type X = ...` on a 3.11 host): then only the guest can
+    judge, and a syntax error there is its traceback and exit 1, as for any exception.
+    """
     if not source.is_file():
         raise InvokeError(f"{source}: no such file")
+    try:
+        compile(source.read_bytes(), str(source), "exec", dont_inherit=True)
+    except SyntaxError as exc:
+        if guest is not None and sys.version_info[:2] < guest:
+            return
+        host = "{}.{}".format(*sys.version_info[:2])
+        raise InvokeError(f"{source}: line {exc.lineno}: not valid Python {host}: {exc.msg}") from None
+    except ValueError as exc:  # null bytes
+        raise InvokeError(f"{source}: not a Python source file: {exc}") from None
+
+
+def upload(store: Path, user: str, func: str, source: Path, guest: tuple[int, int] | None = None) -> Path:
+    """Copy source into the store as the function's function.py (atomically)."""
+    check_function_file(source, guest)
     dest_dir = function_dir(store, user, func)
     dest_dir.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix=".upload.", suffix=".tmp")
@@ -225,15 +254,14 @@ def invoke(inv: Invocation) -> int:
 
 def invoke_file(inv: Invocation, source: Path) -> int:
     """Run a file directly, from a throwaway function directory (no upload)."""
-    if not source.is_file():
-        raise InvokeError(f"{source}: no such file")
+    check_function_file(source, guest_python(inv.runtime_root))
     with tempfile.TemporaryDirectory(prefix="invoke-func-") as func_dir:
         shutil.copyfile(source, Path(func_dir) / FUNCTION_FILE)
         return invoke(dataclasses.replace(inv, function_dir=Path(func_dir)))
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineArgumentParser(
         prog="python -m pipeline.invoke", description=__doc__.split("\n")[0],
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -275,6 +303,10 @@ def _run_invocation(args: argparse.Namespace, project: Project) -> Invocation:
         raise InvokeError("run needs USER FUNC (or --file FILE.py)")
     if args.max_concurrency < 1:
         raise InvokeError("--max-concurrency must be at least 1")
+    if args.timeout is not None and not 0 < args.timeout < float("inf"):
+        raise InvokeError(f"--timeout {args.timeout:g}: must be a number of seconds above 0")
+    if args.memory_limit < 1:
+        raise InvokeError(f"--memory-limit {args.memory_limit}: must be at least 1 MiB")
     root = args.root or project.runtime_root
     func_dir = Path() if args.file else function_dir(args.store or project.store, args.user, args.func)
     return Invocation(
@@ -305,7 +337,8 @@ def main(argv: list[str] | None = None) -> int:
     project = Project(args.project)
     try:
         if args.command == "upload":
-            dest = upload(args.store or project.store, args.user, args.func, args.file)
+            dest = upload(args.store or project.store, args.user, args.func, args.file,
+                          guest_python(project.runtime_root))
             print(f"uploaded {args.user}/{args.func}: {dest}")
             return 0
         return cmd_run(args, project)
