@@ -62,6 +62,32 @@ def test_dispatch_runs_the_registered_entry(pyfaasm: types.SimpleNamespace, tmp_
     assert pyfaasm.chained == [(1, b""), (2, b"")]  # entry 2 chains nothing
 
 
+ASYNC_ENTRIES = """
+import asyncio
+from pyfaasm.code import faasm_func, faasm_main, set_output
+
+@faasm_func(1)
+async def later():
+    await asyncio.sleep(0)
+    return 7
+
+@faasm_main
+async def main():
+    done = await asyncio.gather(*(asyncio.sleep(0.001, result=i) for i in range(3)))
+    async with asyncio.timeout(1):
+        await asyncio.sleep(0)
+    set_output(repr(done).encode())
+"""
+
+
+def test_dispatch_runs_async_entries_in_their_own_loop(pyfaasm: types.SimpleNamespace, tmp_path: Path) -> None:
+    source = tmp_path / "function.py"
+    source.write_text(ASYNC_ENTRIES)
+    assert pyfaasm.run.run(str(source), 0) == 0
+    assert pyfaasm.outputs == [b"[0, 1, 2]"], "the coroutine ran to completion, not just created"
+    assert pyfaasm.run.run(str(source), 1) == 7, "an async entry's int result is its exit code"
+
+
 def test_dispatch_failures(pyfaasm: types.SimpleNamespace, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     source = tmp_path / "function.py"
     source.write_text("from pyfaasm.code import faasm_func, set_output\n"
@@ -403,3 +429,12 @@ def test_deep_chain_of_python_calls_does_not_deadlock(
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.strip().splitlines()[-1] == "6"
     assert ran.stderr.count("finished: exit 0") == 6
+
+
+@pytest.mark.e2e
+def test_async_function_runs_through_invoke(runtime: Callable[..., subprocess.CompletedProcess[str]]) -> None:
+    """asyncio on WASI: the patched selector loop, tasks, queue, timeout, TaskGroup and an async chained call."""
+    ran = runtime("async_pipeline.py")
+    assert ran.returncode == 0, ran.stderr
+    assert ("async: queue sum 4950, timeout fired, task group [0, 1, 2, 3, 4], chained square 144 (exit 0)"
+            in ran.stdout), ran.stdout + ran.stderr
