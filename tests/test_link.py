@@ -6,7 +6,6 @@ extensions.json, as the python-package builder leaves it; llvm-nm-19 reads the s
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from conftest import CLANG_19, REPO
 
 from pipeline.errors import PipelineError
 from pipeline.wasmbuild import link
+from pipeline.wasmbuild.contracts import Extension, ExtensionList, RelinkKit
 
 NM = shutil.which("llvm-nm-19")
 AR = shutil.which("llvm-ar-19")
@@ -33,8 +33,8 @@ def package(root: Path, name: str, source: str) -> Path:
     obj = folder / "ext.o"
     subprocess.run([CLANG_19 or "clang-19", "--target=wasm32-wasi", "-O0", "-c", str(src), "-o", str(obj)], check=True)
     subprocess.run([AR or "llvm-ar-19", "rcs", str(folder / f"static/{name}._ext.a"), str(obj)], check=True)
-    (folder / "extensions.json").write_text(json.dumps(
-        [{"module": f"{name}._ext", "init": init, "archive": f"static/{name}._ext.a"}]))
+    ExtensionList(extensions=[Extension(module=f"{name}._ext", init=init, archive=f"static/{name}._ext.a",
+                                        cxx=False)]).write(folder / "extensions.json")
     return folder
 
 
@@ -70,8 +70,7 @@ def test_link_command_refuses_before_linking(packages: dict[str, Path], tmp_path
     """Through `python -m pipeline.wasmbuild.link`, as the link recipe runs it: exit 2, one line, no output."""
     kit = tmp_path / "cpython" / "relink"
     kit.mkdir(parents=True)
-    (kit / "link.json").write_text(json.dumps({"includes": [], "objects": [], "libs": [], "ldflags": [],
-                                               "archive": "libpython3.13.a"}))
+    RelinkKit(includes=[], objects=[], libs=[], ldflags=[], archive="libpython.a").write(kit / "link.json")
     out = tmp_path / "python.wasm"
     proc = subprocess.run(
         [sys.executable, "-m", "pipeline.wasmbuild.link", "--cpython", str(tmp_path / "cpython"),
