@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
+from ..errors import PipelineError
 from ..paths import Paths
 from .cache import ArtifactCache
 from .config import ProjectConfig, load_config, project_paths, remote_url
@@ -23,7 +24,8 @@ from .keys import KeyComputer
 from .loader import load_recipes
 from .render import host_facts, render_recipe
 from .spec import Recipe
-from .state import manifest_problem, read_state
+from .state import UNREADABLE_RECORD, manifest_problem, read_state
+from .supervisor import reap_leftover_steps
 
 if TYPE_CHECKING:
     from .remote import RemoteCache
@@ -33,9 +35,15 @@ VERIFY_ENV = "PIPELINE_VERIFY"
 
 @dataclass
 class BuildLock:
-    """An exclusive flock on build/.lock, held until the process exits."""
+    """An exclusive flock on build/.lock, held until the process exits.
+
+    Whoever takes it first ends what a killed run's steps left running (supervisor.py):
+    nothing may build on top of them. The lock file is opened close-on-exec, so steps
+    never hold it: a killed runner's lock is free at once.
+    """
 
     path: Path
+    steps: Path | None = None  # build/.steps: records of steps that were running
     _handle: IO[str] | None = None
     _guard: threading.Lock = field(default_factory=threading.Lock)  # doit's worker threads
 
@@ -57,6 +65,11 @@ class BuildLock:
             handle.write(str(os.getpid()))
             handle.flush()
             self._handle = handle
+            if self.steps is not None:
+                try:
+                    reap_leftover_steps(self.steps)
+                except TimeoutError as exc:
+                    raise PipelineError(f"{self.steps}: {exc}; build/ is not safe to use") from None
 
 
 @dataclass(frozen=True)
@@ -82,9 +95,10 @@ class Engine:
         self.lock.acquire()
         key = self.keys.key(task)
         self.keys.stat_cache.flush()
-        state = read_state(self.paths.state_file(task))
+        record = self.paths.state_file(task)
+        state = read_state(record)
         if state is None:
-            return Status(False, "never built")
+            return Status(False, UNREADABLE_RECORD if record.exists() else "never built")
         if state["key"] != key:
             return Status(False, "key changed")
         problem = manifest_problem(self.paths.output_dir(task), state["manifest"], self.verify)
@@ -120,7 +134,7 @@ def load_engine(root: Path) -> Engine:
         rendered=rendered,
         keys=keys,
         cache=ArtifactCache(paths),
-        lock=BuildLock(paths.lock_file),
+        lock=BuildLock(paths.lock_file, paths.steps_dir),
         verify=os.environ.get(VERIFY_ENV, "") not in ("", "0"),
         remote=open_remote(config),
     )

@@ -16,6 +16,9 @@ from ..files import read_json, sha256_file
 from .hashing import walk_relative
 
 Manifest = dict[str, list[Any]]  # relative path -> [size, sha256] or ["link", target]
+# A record that exists but does not parse (a torn write, a full disk, a hand edit): the task
+# reruns, and says so, rather than fail on it or pass it over in silence.
+UNREADABLE_RECORD = "state record unreadable (torn or corrupt JSON)"
 
 
 def make_manifest(top: Path) -> Manifest:
