@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -58,3 +59,15 @@ def read_state(path: Path) -> dict[str, Any] | None:
 
 def clear_state(path: Path) -> None:
     path.unlink(missing_ok=True)
+
+
+def drop_torn_json(path: Path, what: str) -> None:
+    """Delete `path` if it is there but does not parse (a run killed while writing it).
+
+    For doit's own database, which doit writes in place at the end of a run and refuses
+    to start on when torn. Nothing we decide on lives there (our records decide), so a
+    new one is as good.
+    """
+    if path.exists() and read_json(path) is None:
+        path.unlink(missing_ok=True)
+        print(f"warning: {what} {path} was torn (a killed run?): started afresh", file=sys.stderr, flush=True)

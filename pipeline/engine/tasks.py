@@ -18,6 +18,7 @@ from ..errors import PipelineError, report_error
 from .loader import PACKAGE_GROUP
 from .project import Engine, load_engine
 from .reporter import PipelineReporter
+from .state import drop_torn_json
 
 
 def uptodate(engine: Engine, task: str) -> bool:
@@ -75,6 +76,7 @@ def doit_namespace(dodo_file: str) -> dict[str, Any]:
     except PipelineError as exc:
         raise SystemExit(report_error(exc)) from None
     engine.paths.state_dir.mkdir(parents=True, exist_ok=True)
+    drop_torn_json(engine.paths.doit_db, "doit's database")
     namespace: dict[str, Any] = {"pipeline_tasks": TaskCreator(engine)}
     namespace["DOIT_CONFIG"] = {
         "dep_file": str(engine.paths.doit_db),
