@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from conftest import Project, make_project
+from conftest import Project, make_project, processes_of, survivors_after
 
 from pipeline.engine.state import make_manifest, manifest_problem
 
@@ -49,7 +49,6 @@ FAULT_ONLY = os.environ.get("FAULT_ONLY")  # one trial index, to replay a failur
 PAGES = 12  # files of the `pages` task; `book` adds one
 TASKS = ("book", "pages")
 WAIT_FOR_POINT = 60.0  # seconds a run may take to reach its kill point
-SURVIVOR_GRACE = 5.0  # seconds the steps of a killed run may take to end
 
 
 # --- the fixture project ------------------------------------------------------------------
@@ -72,31 +71,6 @@ def output_problem(project: Project, message: str) -> str | None:
 
 def set_message(project: Project, message: str) -> None:
     (project.root / "src/message.txt").write_text(message + "\n")
-
-
-def processes_of(root: Path) -> list[str]:
-    """Live processes whose environment names `root`: what a run in that checkout started."""
-    needle = str(root).encode()
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == os.getpid():
-            continue
-        try:
-            environ = Path(f"/proc/{name}/environ").read_bytes()
-            stat = Path(f"/proc/{name}/stat").read_text()
-        except OSError:
-            continue
-        if needle in environ and stat[stat.rindex(")") + 2] not in "ZX":
-            command = Path(f"/proc/{name}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            found.append(f"{name} {command[:100]}")
-    return found
-
-
-def survivors_after(root: Path, grace: float = SURVIVOR_GRACE) -> list[str]:
-    deadline = time.monotonic() + grace
-    while (left := processes_of(root)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return left
 
 
 def kill_all_of(root: Path) -> None:
@@ -418,18 +392,32 @@ BIG_PAGE = 'head -c 3000000 /dev/zero > "$OUT/big.bin"\n    wait'
 def test_disk_full_during_build_keeps_previous_output_and_cache(faults: Project) -> None:
     with small_disk(faults.root / "build"):
         faults.doit()
-        cache_before = sorted(p.parent.name for p in faults.cache.glob("artifacts/*/*/manifest.json"))
+        entries = sorted(p.parent.name for p in faults.cache.glob("artifacts/*/*/manifest.json"))
         faults.edit("pages", "    wait", "    " + BIG_PAGE)
         failed = faults.doit(check=False)
         assert failed.returncode != 0
         assert "pages: build step exited with 1 (no space left:" in failed.stdout
         assert "Traceback" not in failed.stdout + failed.stderr
         assert output_problem(faults, "version A") is None, "the previous output stays in place"
-        assert sorted(p.parent.name for p in faults.cache.glob("artifacts/*/*/manifest.json")) == cache_before
-        assert not cache_problems(faults.cache)
+        assert not (faults.root / "build/.staging/pages.new").exists(), "a failed build's staging is freed"
+
+        # A restore into a full disk: a clear error, and the (good) cache entry is not evicted.
         faults.edit("pages", "    " + BIG_PAGE, "    wait")
+        assert not (faults.root / "build/.state/pages.json").exists(), "the failed run dropped the record"
+        filler = faults.root / "build/filler"
+        subprocess.run(["sh", "-c", f"cat /dev/zero > {filler}"], check=False, capture_output=True)
+        failed = faults.doit(check=False)
+        assert failed.returncode != 0
+        assert "pages: [Errno 28] No space left on device: " in failed.stdout, failed.stdout
+        assert "Traceback" not in failed.stdout + failed.stderr
+        assert sorted(p.parent.name for p in faults.cache.glob("artifacts/*/*/manifest.json")) == entries
+        assert not cache_problems(faults.cache)
+
+        filler.unlink()
         faults.runs()
-        assert "1 restored, 1 up to date" in faults.doit().stdout, "the cache is intact: the old key restores"
+        out = faults.doit().stdout
+        assert "1 restored, 1 up to date" in out and faults.runs() == [], "the cache entry survived: restored"
+        assert output_problem(faults, "version A") is None
 
 
 def test_cache_disk_full_warns_and_keeps_output_and_entries(faults: Project) -> None:

@@ -281,8 +281,8 @@ def build_and_install(engine: Engine, task: str, at: Places) -> tuple[Manifest, 
 def describe_os_error(exc: OSError) -> str:
     """One line for an OSError, shutil.copytree's list of per-file errors included."""
     if isinstance(exc, shutil.Error) and exc.args and isinstance(exc.args[0], list) and exc.args[0]:
-        src, dst, why = exc.args[0][0]
-        return f"{why} (copying {src} to {dst})"
+        src, _dst, why = exc.args[0][0]  # `why` names the destination already
+        return f"{why} (copying from {src})"
     return f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc)
 
 
@@ -302,6 +302,8 @@ def run_task(engine: Engine, task: str) -> dict[str, str]:
         return bring_up_to_date(engine, task, started, notes)
     except OSError as exc:
         raise TaskFailed(f"{task}: {describe_os_error(exc)}") from None
+    finally:  # a failed attempt's staging only takes space (a full disk stays full otherwise)
+        shutil.rmtree(Places.for_task(engine, task).staging, ignore_errors=True)
 
 
 def bring_up_to_date(engine: Engine, task: str, started: float, notes: list[str]) -> dict[str, str]:
