@@ -408,10 +408,10 @@ def test_disk_full_during_build_keeps_previous_output_and_cache(faults: Project)
         subprocess.run(["sh", "-c", f"cat /dev/zero > {filler}"], check=False, capture_output=True)
         failed = faults.doit(check=False)
         assert failed.returncode != 0
-        assert "pages: [Errno 28] No space left on device: " in failed.stdout, failed.stdout
-        assert "Traceback" not in failed.stdout + failed.stderr
         assert sorted(p.parent.name for p in faults.cache.glob("artifacts/*/*/manifest.json")) == entries
         assert not cache_problems(faults.cache)
+        assert "pages: [Errno 28] No space left on device: " in failed.stdout, failed.stdout
+        assert "Traceback" not in failed.stdout + failed.stderr
 
         filler.unlink()
         faults.runs()
