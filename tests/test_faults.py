@@ -49,6 +49,7 @@ FAULT_ONLY = os.environ.get("FAULT_ONLY")  # one trial index, to replay a failur
 PAGES = 12  # files of the `pages` task; `book` adds one
 TASKS = ("book", "pages")
 WAIT_FOR_POINT = 60.0  # seconds a run may take to reach its kill point
+SURVIVOR_GRACE = 2.0  # seconds a killed run's steps may take to end (the supervisor takes milliseconds)
 
 
 # --- the fixture project ------------------------------------------------------------------
@@ -135,15 +136,17 @@ class KillPoint:
     env: dict[str, str] = field(default_factory=dict)
 
 
+# Steps and self-tests pause long enough that a process the kill missed is still running,
+# and visibly so, when the harness looks (after SURVIVOR_GRACE): 12 pages x 0.5 s, a 10 s test.
 KILL_POINTS = (
-    KillPoint("step", "build", in_engine=False, latest_kill=1.0, env={"PAGE_PAUSE": "0.1"}),
+    KillPoint("step", "build", in_engine=False, latest_kill=2.0, env={"PAGE_PAUSE": "0.5"}),
     KillPoint("restore", "restore", passes=PAGES + 1),
     KillPoint("download", "download", passes=PAGES + 1),
     KillPoint("push", "push", passes=PAGES + 1),
     KillPoint("swap-in", "build", passes=len(TASKS)),
     KillPoint("record", "build", passes=len(TASKS)),
-    KillPoint("test", "build", in_engine=False, latest_kill=1.0, env={"TEST_PAUSE": "2"}),
-    KillPoint("any time", "push", in_engine=False, latest_kill=2.5, env={"PAGE_PAUSE": "0.05"}),
+    KillPoint("test", "build", in_engine=False, latest_kill=1.0, env={"TEST_PAUSE": "10"}),
+    KillPoint("any time", "push", in_engine=False, latest_kill=3.0, env={"PAGE_PAUSE": "0.3"}),
 )
 KILL_WAYS = ("runner", "group")  # SIGKILL to doit alone, or to doit's whole process group
 
@@ -256,7 +259,7 @@ def run_trial(template: Template, trial: Trial, where: Path) -> list[str]:
                 os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
 
-    problems = [f"still running after the kill: {line}" for line in survivors_after(project.root)]
+    problems = [f"still running after the kill: {line}" for line in survivors_after(project.root, SURVIVOR_GRACE)]
     kill_all_of(project.root)
     project.runs()
     rerun = project.doit(check=False, **env)
