@@ -119,7 +119,8 @@ def leftovers(project: Project) -> list[str]:
     build = project.root / "build"
     staged = [p.name for p in (build / ".staging").iterdir()] if (build / ".staging").is_dir() else []
     steps = [p.name for p in (build / ".steps").rglob("*.json")] if (build / ".steps").is_dir() else []
-    return staged + steps
+    torn_records = [p.name for p in (build / ".state").glob(".*.tmp")]
+    return staged + steps + torn_records
 
 
 # --- the harness ----------------------------------------------------------------------------
@@ -273,7 +274,7 @@ def run_trial(template: Template, trial: Trial, where: Path) -> list[str]:
     if third.returncode != 0 or ran or "2 up to date" not in third.stdout:
         problems.append(f"third run (verify) was not a no-op: ran {ran}\n{third.stdout}{third.stderr}")
     problems += state_problems(project) + cache_problems(project.cache) + remote_problems(remote)
-    problems += [f"left behind: build/.staging or .steps holds {name}" for name in leftovers(project)]
+    problems += [f"left behind: {name} (in build/.staging, .steps or .state)" for name in leftovers(project)]
     return problems
 
 

@@ -58,7 +58,10 @@ def read_state(path: Path) -> dict[str, Any] | None:
 
 
 def clear_state(path: Path) -> None:
+    """Drop the record, and any half-written one a killed run left (files.atomic_output's temp)."""
     path.unlink(missing_ok=True)
+    for torn in path.parent.glob(f".{path.name}.*.tmp"):
+        torn.unlink(missing_ok=True)
 
 
 def drop_torn_json(path: Path, what: str) -> None:
