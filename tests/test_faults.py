@@ -82,7 +82,8 @@ def kill_all_of(root: Path) -> None:
 
 
 def cache_problems(cache: Path) -> list[str]:
-    problems = []
+    problems = [f"a killed writer's temporary tree is still in the cache: {tmp.name[:20]}"
+                for tmp in (cache / "artifacts").glob("*/.*")]
     for manifest_file in (cache / "artifacts").glob("*/*/manifest.json"):
         manifest = json.loads(manifest_file.read_text())
         if make_manifest(manifest_file.parent / "tree") != manifest:
