@@ -146,6 +146,7 @@ KILL_POINTS = (
     KillPoint("download", "download", passes=PAGES + 1),
     KillPoint("push", "push", passes=PAGES + 1),
     KillPoint("swap-in", "build", passes=len(TASKS)),
+    KillPoint("store", "build", passes=PAGES + 1),
     KillPoint("record", "build", passes=len(TASKS)),
     KillPoint("test", "build", in_engine=False, latest_kill=1.0, env={"TEST_PAUSE": "10"}),
     KillPoint("any time", "push", in_engine=False, latest_kill=3.0, env={"PAGE_PAUSE": "0.3"}),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,9 +40,14 @@ def remove_dead_writers_temps(parent: Path, prefix: str) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def copy_file(src: str, dst: str) -> str:
-    fault_point("restore")  # a kill here leaves a half-copied staging dir, never a half entry
-    return shutil.copy2(src, dst)
+def copier(point: str) -> Callable[[str, str], str]:
+    """shutil.copy2 with a fault point before each file: a harness can kill mid-copy."""
+
+    def copy(src: str, dst: str) -> str:
+        fault_point(point)
+        return shutil.copy2(src, dst)
+
+    return copy
 
 
 @dataclass(frozen=True)
@@ -68,7 +74,7 @@ class ArtifactCache:
         shutil.rmtree(tmp, ignore_errors=True)
         try:
             tmp.mkdir(parents=True)
-            shutil.copytree(tree, tmp / "tree", symlinks=True)
+            shutil.copytree(tree, tmp / "tree", symlinks=True, copy_function=copier("store"))
             write_json_atomic(tmp / "manifest.json", manifest)
             if build_seconds is not None:
                 write_json_atomic(tmp / "meta.json", {"build_seconds": round(build_seconds, 3)})
@@ -90,7 +96,8 @@ class ArtifactCache:
             self.evict(key)
             return None, "unreadable manifest"
         try:
-            shutil.copytree(entry / "tree", dest, symlinks=True, copy_function=copy_file)
+            # a kill mid-copy leaves a half-copied staging dir, never a half entry
+            shutil.copytree(entry / "tree", dest, symlinks=True, copy_function=copier("restore"))
         except OSError as exc:
             shutil.rmtree(dest, ignore_errors=True)
             if self.intact(key, manifest):

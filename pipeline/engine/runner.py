@@ -4,7 +4,7 @@ Order matters (rattler-build's rule: a failed rerun cannot revive stale success)
 1. drop the task's state record, so nothing below can be mistaken for done;
 2. build (or restore) into a staging dir beside the final place;
 3. swap it into place, run the recipe's self-test, and only then
-4. write the state record and store the output in the cache.
+4. store the output in the cache, write the state record, push to the remote.
 """
 
 from __future__ import annotations
@@ -319,15 +319,19 @@ def bring_up_to_date(engine: Engine, task: str, started: float, notes: list[str]
         record(engine, task, manifest, outcome, time.monotonic() - started)
         return {"outcome": outcome, "note": "; ".join(notes)}
     manifest, test_seconds = build_and_install(engine, task, at)
-    record(engine, task, manifest, "built", time.monotonic() - started, test_seconds)
+    # Stored before the record: a run killed mid-store has no record, so its rerun stores
+    # again (and removes the killed store's temporary tree), where after the record it
+    # would find the task up to date and the cache would miss the entry for good.
     try:
         engine.cache.store(key, at.final, manifest, time.monotonic() - started)
-    except OSError as exc:  # the output is good and recorded; only the cache missed it
+        stored = True
+    except OSError as exc:  # the output is good; only the cache missed it
         notes.append(f"not stored in the cache: {describe_os_error(exc)}")
         log_line(at.log, f"warning: {notes[-1]}")
-    else:
-        if engine.remote is not None:
-            noted("push", engine.remote.push(key, engine.cache), at.log, notes)
+        stored = False
+    record(engine, task, manifest, "built", time.monotonic() - started, test_seconds)
+    if stored and engine.remote is not None:  # a kill mid-push leaves the remote without it (see README)
+        noted("push", engine.remote.push(key, engine.cache), at.log, notes)
     if os.environ.get(KEEP_WORK_ENV, "") in ("", "0"):
         shutil.rmtree(at.work, ignore_errors=True)
     return {"outcome": "built", "note": "; ".join(notes)}
