@@ -334,6 +334,25 @@ def test_killed_supervisor_leaves_steps_the_next_run_ends(faults: Project) -> No
     assert output_problem(faults, "version C") is None
 
 
+LEAVES_A_JOB = """\
+package:
+  name: leaver
+  version: "1.0"
+build:
+  script: |
+    ( sleep 20; echo late > "$PROJECT_ROOT/late.txt" ) &
+    echo done > "$OUT/done.txt"
+outputs: [done.txt]
+"""
+
+
+def test_a_background_job_a_step_leaves_ends_with_the_step(faults: Project) -> None:
+    faults.recipe("leaver").write_text(LEAVES_A_JOB)
+    faults.doit("leaver")
+    assert not processes_of(faults.root), "the step's background job ended when the step did"
+    assert not (faults.root / "late.txt").exists()
+
+
 def test_torn_state_record_reruns_the_task_with_a_warning(faults: Project) -> None:
     faults.doit()
     faults.runs()
