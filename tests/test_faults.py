@@ -379,8 +379,8 @@ def test_torn_doit_database_is_not_a_traceback(faults: Project) -> None:
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_two_runs_at_once_one_waits_both_end_correct(faults: Project, workers: str) -> None:
     set_message(faults, "version W")
-    first = subprocess.Popen(
-        [sys.executable, "-m", "doit", "-n", workers], cwd=faults.root, env=faults.env(PAGE_PAUSE="0.1"),
+    first = subprocess.Popen(  # 12 pages x 0.5 s: the second run surely starts meanwhile
+        [sys.executable, "-m", "doit", "-n", workers], cwd=faults.root, env=faults.env(PAGE_PAUSE="0.5"),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     deadline = time.monotonic() + WAIT_FOR_POINT
