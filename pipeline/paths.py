@@ -78,6 +78,14 @@ class Paths:
         return self.build / ".lock"
 
     @property
+    def steps_dir(self) -> Path:
+        """Records of build steps running now (supervisor.py): what a killed run left running."""
+        return self.build / ".steps"
+
+    def step_record(self, task: str) -> Path:
+        return self.steps_dir / f"{task_slug(task)}.json"
+
+    @property
     def stat_db(self) -> Path:
         return self.state_dir / "stat-cache.json"
 

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,6 +72,33 @@ def make_project(tmp_path: Path, fixture: str = "basic") -> Project:
     shutil.copytree(FIXTURES / fixture, root)
     shutil.copy(REPO / "dodo.py", root / "dodo.py")
     return Project(root, tmp_path / "cache")
+
+
+def processes_of(root: Path) -> list[str]:
+    """Live processes whose environment names `root`: what a run in that checkout started
+    (every step gets COUNT_FILE=<root>/count). One line each: pid and command."""
+    needle = str(root).encode()
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            environ = Path(f"/proc/{name}/environ").read_bytes()
+            stat = Path(f"/proc/{name}/stat").read_text()
+            command = Path(f"/proc/{name}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if needle in environ and stat[stat.rindex(")") + 2] not in "ZX":  # a zombie has ended
+            found.append(f"{name} {command[:100]}")
+    return found
+
+
+def survivors_after(root: Path, grace: float = 5.0) -> list[str]:
+    """processes_of(root) once they had `grace` seconds to end."""
+    deadline = time.monotonic() + grace
+    while (left := processes_of(root)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return left
 
 
 @pytest.fixture

@@ -9,9 +9,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from conftest import Project
+from conftest import Project, survivors_after
 
 
 def test_first_run_builds_then_second_run_executes_nothing(project: Project) -> None:
@@ -57,28 +58,73 @@ def test_source_file_change_is_seen_without_mtime(project: Project) -> None:
     assert (project.root / "build/greeting/greeting.txt").read_text() == "hello from a fixture!\n"
 
 
-def test_sigkill_mid_step_then_rerun_gives_correct_output(project: Project) -> None:
-    project.doit("hello")
-    project.runs()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "doit", "greeting"], cwd=project.root, env=project.env(SLOW_STEP="60"),
+def start_killable(project: Project, *args: str, **env: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "doit", *args], cwd=project.root, env=project.env(**env),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 30
-    while "greeting" not in (project.count_file.read_text() if project.count_file.exists() else ""):
-        assert time.monotonic() < deadline, "step never started"
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, what
         time.sleep(0.05)
+
+
+def test_sigkill_mid_step_ends_the_step_and_keeps_the_previous_output(project: Project) -> None:
+    project.doit()
+    project.runs()
+    project.edit("hello", "GREETING: hello", "GREETING: howdy")
+    proc = start_killable(project, "greeting", SLOW_STEP="60")
+    wait_until(lambda: "greeting" in project.count_file.read_text(), "greeting's step never started")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    assert not survivors_after(project.root), "the step's `sleep` (the runner's grandchild) ends with the runner"
     state = project.root / "build/.state/greeting.json"
     assert not state.exists(), "a killed task must not be recorded as done"
-    assert not (project.root / "build/greeting").exists(), "no half-written output in place"
+    greeting = project.root / "build/greeting/greeting.txt"
+    assert greeting.read_text() == "hello from a fixture\n", "the previous good output stays in place"
 
     out = project.doit("greeting").stdout
     assert "built" in out
-    assert (project.root / "build/greeting/greeting.txt").read_text() == "hello from a fixture\n"
+    assert greeting.read_text() == "howdy from a fixture\n"
     assert json.loads(state.read_text())["outcome"] == "built"
-    assert not list((project.root / "build/.staging").glob("greeting*")), "leftovers are cleaned"
+    assert not list((project.root / "build/.staging").iterdir()), "leftovers are cleaned"
+
+
+def test_sigkill_during_self_test_never_leaves_the_untested_output_as_the_good_one(project: Project) -> None:
+    """Killed after swap-in, mid self-test: the new output is in place, untested, the last good
+    one in .staging/hello.old. A rerun whose self-test fails must leave that last good one."""
+    project.edit("hello", '"$OUT/bin/hello" | grep', 'sleep "${SLOW_TEST:-0}"\n    "$OUT/bin/hello" | grep')
+    project.doit()
+    project.edit("hello", "GREETING: hello", "GREETING: howdy")
+    proc = start_killable(project, "hello", SLOW_TEST="60")
+    log = project.root / "build/logs/hello.log"
+    def testing_howdy() -> bool:  # this run's log (the first run's has a test section too)
+        text = log.read_text() if log.exists() else ""
+        return "howdy" in text and "=== test" in text
+
+    wait_until(testing_howdy, "hello's self-test never started")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not survivors_after(project.root), "the self-test's `sleep` ends with the runner"
+    state = project.root / "build/.state/hello.json"
+    assert not state.exists(), "an untested output is never recorded as done"
+
+    def hello() -> str:
+        return subprocess.run([project.root / "build/hello/bin/hello"], capture_output=True, text=True).stdout
+
+    project.edit("hello", 'grep -q "from a fixture"', 'grep -q "never printed"')
+    failed = project.doit("hello", check=False)
+    assert failed.returncode != 0 and "self-test exited" in failed.stdout
+    assert hello() == "hello from a fixture\n", "the last good output, not the killed run's untested one"
+    assert not state.exists()
+
+    project.edit("hello", 'grep -q "never printed"', 'grep -q "from a fixture"')
+    project.doit("hello")
+    assert hello() == "howdy from a fixture\n"
+    assert json.loads(state.read_text())["outcome"] == "built"
 
 
 def test_failed_rebuild_keeps_previous_good_output_and_is_not_up_to_date(project: Project) -> None:

@@ -56,11 +56,28 @@ def test_editing_a_module_reached_only_by_import_reruns_the_task(tmp_path: Path)
     assert project.runs() == [], "nothing changed: nothing runs"
 
     unrelated = code / "pipeline/runtime/faasm_host.py"
-    unrelated.write_text(unrelated.read_text() + "\n# an edit outside the closure\n")
+    unrelated.write_text(unrelated.read_text() + "\nEDITED_OUTSIDE_THE_CLOSURE = True\n")
     project.doit("tooluser", **env)
     assert project.runs() == [], "a module the task never runs is not in its key"
 
     errors = code / "pipeline/errors.py"
-    errors.write_text(errors.read_text() + "\n# an edit inside the closure\n")
+    errors.write_text(errors.read_text() + "\nEDITED_INSIDE_THE_CLOSURE = True\n")
     out = project.doit("tooluser", **env).stdout
     assert project.runs() == ["tooluser"], out
+
+
+def test_docstring_and_comment_edits_do_not_rebuild_but_code_edits_do(tmp_path: Path) -> None:
+    project, code = project_with_own_code(tmp_path)
+    env = {"PYTHONPATH": str(code)}
+    project.doit("tooluser", **env)
+    project.runs()
+    package_init = code / "pipeline/wasmbuild/__init__.py"
+    text = package_init.read_text()
+    package_init.write_text(text.replace('"""The wasm build tools', '"""The wasm build tools (edited map)'))
+    errors = code / "pipeline/errors.py"
+    errors.write_text("# a new comment line shifts every line number\n" + errors.read_text())
+    project.doit("tooluser", **env)
+    assert project.runs() == [], "a docstring or comment is not what the tool does"
+    errors.write_text(errors.read_text().replace("BAD_INPUT = 2", "BAD_INPUT = 22"))
+    project.doit("tooluser", **env)
+    assert project.runs() == ["tooluser"]

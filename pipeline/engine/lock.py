@@ -10,12 +10,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from ..errors import PipelineError
+from .supervisor import reap_leftover_steps
+
 
 @dataclass
 class BuildLock:
-    """An exclusive flock on build/.lock, held until the process exits."""
+    """An exclusive flock on build/.lock, held until the process exits.
+
+    Whoever takes it first ends what a killed run's steps left running (supervisor.py):
+    nothing may build on top of them. The lock file is opened close-on-exec, so steps
+    never hold it: a killed runner's lock is free at once.
+    """
 
     path: Path
+    steps: Path | None = None  # build/.steps: records of steps that were running
     _handle: IO[str] | None = None
     _guard: threading.Lock = field(default_factory=threading.Lock)  # doit's worker threads
 
@@ -37,3 +46,8 @@ class BuildLock:
             handle.write(str(os.getpid()))
             handle.flush()
             self._handle = handle
+            if self.steps is not None:
+                try:
+                    reap_leftover_steps(self.steps)
+                except TimeoutError as exc:
+                    raise PipelineError(f"{self.steps}: {exc}; build/ is not safe to use") from None

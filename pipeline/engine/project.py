@@ -89,7 +89,7 @@ def load_engine(root: Path, lock: BuildLock | None = None, witness: Witness | No
         rendered=rendered,
         keys=keys,
         cache=ArtifactCache(paths),
-        lock=lock or BuildLock(paths.lock_file),
+        lock=lock or BuildLock(paths.lock_file, paths.steps_dir),
         verify=verify_requested(),
         remote=open_remote(config),
     )

@@ -28,8 +28,9 @@ from urllib.parse import urlparse
 
 from ..errors import ExitCode, PipelineError
 from ..files import read_json, write_json_atomic
-from .cache import ArtifactCache
+from .cache import ArtifactCache, remove_dead_writers_temps
 from .config import remote_url
+from .faults import fault_point
 from .state import Manifest
 
 READONLY_ENV = "PIPELINE_REMOTE_READONLY"
@@ -206,6 +207,7 @@ class RemoteCache:
         """Download `key` into the local cache; not ok on a miss (with a warning unless plain)."""
         if self.down:
             return Transfer()
+        remove_dead_writers_temps(cache.entry(key).parent, f".remote-{key}-")
         tmp = cache.entry(key).with_name(f".remote-{key}-{os.getpid()}")
         try:
             return self._fetch_into(key, tmp, cache.entry(key))
@@ -233,6 +235,7 @@ class RemoteCache:
             if size == "link":
                 os.symlink(sha, path)
                 continue
+            fault_point("download")  # a kill mid-download leaves only the temporary tree
             data = self._retry(lambda sha=sha: self.store.get(f"cas/{sha}"))
             if data is None or len(data) != size or hashlib.sha256(data).hexdigest() != sha:
                 self.bad_blobs.add(sha)
@@ -268,6 +271,7 @@ class RemoteCache:
     def _push_blob(self, tree: Path, rel: str, sha: str) -> int:
         if sha not in self.bad_blobs and self._retry(lambda: self.store.has(f"cas/{sha}")):
             return 0
+        fault_point("push")  # a kill mid-push leaves blobs without ac/<key>: not yet an entry
         data = (tree / rel).read_bytes()
         if hashlib.sha256(data).hexdigest() != sha:
             raise ValueError(f"{rel} does not match its manifest")

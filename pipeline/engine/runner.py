@@ -4,15 +4,14 @@ Order matters (rattler-build's rule: a failed rerun cannot revive stale success)
 1. drop the task's state record, so nothing below can be mistaken for done;
 2. build (or restore) into a staging dir beside the final place;
 3. swap it into place, run the recipe's self-test, and only then
-4. write the state record and store the output in the cache.
+4. store the output in the cache, write the state record, push to the remote.
 """
 
 from __future__ import annotations
 
-import ctypes
+import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -20,19 +19,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import PipelineError, TaskFailed
-from ..files import write_json_atomic
+from ..files import atomic_output
 from ..paths import CACHE_ENV
 from .builders import build_script, test_script
 from .config import describe_toolchain
 from .context import BuildContext, source_digest
+from .faults import fault_point
 from .project import Engine
 from .remote import Transfer
 from .render import sysroot_path
 from .sources import apply_patches, fetch_source, unpack_source
-from .state import Manifest, clear_state, make_manifest
+from .state import UNREADABLE_RECORD, Manifest, clear_state, make_manifest
 
 LOG_TAIL_LINES = 25
 KEEP_WORK_ENV = "PIPELINE_KEEP_WORK"
+DISK_NEARLY_FULL = 1 << 20  # bytes free below which a failed step is blamed on the disk
 
 
 class StepFailed(TaskFailed):
@@ -42,32 +43,26 @@ class StepFailed(TaskFailed):
         super().__init__(f"{task}: {what}\n  --- last {len(lines)} lines of {log} ---\n{tail}\n  --- full log: {log}")
 
 
-PRCTL = ctypes.CDLL(None, use_errno=True).prctl  # resolved here: no dlsym between fork and exec
+SUPERVISOR = Path(__file__).with_name("supervisor.py")
 
 
-def die_with_parent() -> None:
-    """Children die with us (SIGKILL included), so no orphan writes into build/.
-
-    The signal follows the thread that started the child, which is the worker
-    thread waiting on it for the whole step.
-    """
-    PRCTL(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
-def run_bash(script: str, cwd: Path, env: dict[str, str], log: Path, label: str) -> int:
+def run_bash(script: str, cwd: Path, env: dict[str, str], log: Path, label: str, record: Path) -> int:
+    """Run one step under its supervisor (see supervisor.py): when this returns, or this
+    process dies, nothing the step started is still running."""
     script_file = log.with_name(f".{log.stem}.{label}.sh")
     script_file.write_text(script)
     with open(log, "a") as out:
         out.write(f"=== {label} ({time.strftime('%H:%M:%S')}) ===\n")
         out.flush()
-        proc = subprocess.Popen(
-            ["bash", str(script_file)], cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, preexec_fn=die_with_parent,
-        )
+        # -I: the supervisor needs only the standard library, and starts fast without site
+        command = [sys.executable, "-I", str(SUPERVISOR), str(os.getpid()), str(record), "--", "bash", str(script_file)]
+        proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
         try:
             return proc.wait()
         except BaseException:
-            proc.kill()
+            proc.terminate()  # SIGTERM: the supervisor ends the step, then exits
+            proc.wait()
             raise
         finally:
             script_file.unlink(missing_ok=True)
@@ -123,39 +118,62 @@ def check_outputs(task: str, declared: list[str], out: Path) -> None:
         raise PipelineError(f"{task}: declared outputs missing after build: {', '.join(missing)}")
 
 
-def build_into(engine: Engine, task: str, staging: Path, work: Path, log: Path) -> None:
+def disk_full_hint(path: Path) -> str:
+    """A step that failed on a full disk often cannot even log why: say it from here."""
+    try:
+        usage = os.statvfs(path)
+    except OSError:
+        return ""
+    free = usage.f_bavail * usage.f_frsize
+    return f" (no space left: {free} bytes free on the filesystem of {path})" if free < DISK_NEARLY_FULL else ""
+
+
+def build_into(engine: Engine, task: str, at: Places) -> None:
     entry = engine.graph.nodes[task]
     recipe = engine.rendered[task]
     src: Path | None = None
     if recipe.source is not None:
         found = fetch_source(engine.paths, entry.rel, entry.folder, recipe.source)
-        src = unpack_source(found, work, recipe.source.extract_dir)
-        apply_patches(src, [entry.folder / p for p in recipe.source.patches], log)
-    staging.mkdir(parents=True)
+        src = unpack_source(found, at.work, recipe.source.extract_dir)
+        apply_patches(src, [entry.folder / p for p in recipe.source.patches], at.log)
+    at.staging.mkdir(parents=True)
     tc = describe_toolchain(engine.config, sysroot_path(engine.paths, engine.config))
     script = build_script(entry.builder, recipe, tc)
-    code = run_bash(script, src or work, step_env(engine, task, staging, work, src), log, "build")
+    env = step_env(engine, task, at.staging, at.work, src)
+    code = run_bash(script, src or at.work, env, at.log, "build", engine.paths.step_record(task))
     if code != 0:
-        raise StepFailed(task, f"build step exited with {code}", log)
-    check_outputs(task, recipe.outputs, staging)
+        raise StepFailed(task, f"build step exited with {code}{disk_full_hint(at.staging)}", at.log)
+    check_outputs(task, recipe.outputs, at.staging)
 
 
-def swap_in(staging: Path, final: Path, backup: Path) -> None:
-    shutil.rmtree(backup, ignore_errors=True)
-    if final.exists():
-        os.replace(final, backup)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(staging, final)
+def discard(tree: Path, trash: Path) -> None:
+    """Remove a tree so that a kill midway leaves it whole or gone, never half: rename, then delete."""
+    if not tree.exists():
+        return
+    shutil.rmtree(trash, ignore_errors=True)
+    os.replace(tree, trash)
+    shutil.rmtree(trash, ignore_errors=True)
 
 
-def self_test(engine: Engine, task: str, final: Path, work: Path, log: Path) -> None:
+def swap_in(at: Places) -> None:
+    """staging -> final; the previous output waits in backup until the new one has passed its test."""
+    discard(at.backup, at.trash)
+    if at.final.exists():
+        os.replace(at.final, at.backup)
+    fault_point("swap-in")  # between the renames: no output in place, the old one in backup
+    at.final.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(at.staging, at.final)
+
+
+def self_test(engine: Engine, task: str, at: Places) -> None:
     script = test_script(engine.graph.nodes[task].builder, engine.rendered[task])
     if not script:
         return
-    work.mkdir(parents=True, exist_ok=True)
-    code = run_bash(script, work, step_env(engine, task, final, work, None), log, "test")
+    at.work.mkdir(parents=True, exist_ok=True)
+    env = step_env(engine, task, at.final, at.work, None)
+    code = run_bash(script, at.work, env, at.log, "test", engine.paths.step_record(task))
     if code != 0:
-        raise StepFailed(task, f"self-test exited with {code}", log)
+        raise StepFailed(task, f"self-test exited with {code}", at.log)
 
 
 def record(
@@ -166,7 +184,9 @@ def record(
     state = {"task": task, "key": key, "inputs": engine.keys.inputs(task), "manifest": manifest,
              "outcome": outcome, "seconds": round(seconds, 3), "test_seconds": round(test_seconds, 3),
              "build_seconds": built}
-    write_json_atomic(engine.paths.state_file(task), state)
+    with atomic_output(engine.paths.state_file(task), text=True) as handle:
+        handle.write(json.dumps(state, sort_keys=True, indent=1))
+        fault_point("record")  # written but not yet renamed into place: not a record yet
 
 
 def log_line(log: Path, text: str) -> None:
@@ -190,7 +210,8 @@ class Places:
 
     final: Path
     staging: Path
-    backup: Path
+    backup: Path  # the previous output, from swap-in until the new one passed its self-test
+    trash: Path  # a tree being deleted (renamed here first, so nothing is ever half deleted)
     work: Path
     log: Path
 
@@ -200,15 +221,28 @@ class Places:
         final = paths.output_dir(task)
         staging_root = paths.staging_root() / final.relative_to(paths.build).parent
         return cls(final, staging_root / f"{final.name}.new", staging_root / f"{final.name}.old",
-                   paths.work_dir(task), paths.log_file(task))
+                   staging_root / f"{final.name}.trash", paths.work_dir(task), paths.log_file(task))
 
-    def reset(self, key: str) -> None:
-        for stale in (self.staging, self.backup, self.work):  # a killed run's leftovers; we hold the lock
+    def reset(self, key: str) -> str:
+        """Clear a killed run's leftovers (we hold the build lock; its processes are gone).
+
+        A backup means the run died after swap-in and before its self-test passed: what is
+        in place is untested, the backup is the last good output. Put it back, so that a
+        failing rebuild still leaves the previous good output. Returns a note, or "".
+        """
+        shutil.rmtree(self.trash, ignore_errors=True)
+        note = ""
+        if self.backup.exists():
+            discard(self.final, self.trash)
+            os.replace(self.backup, self.final)
+            note = "a killed run's untested output was replaced by the previous good one"
+        for stale in (self.staging, self.work):
             shutil.rmtree(stale, ignore_errors=True)
         self.staging.parent.mkdir(parents=True, exist_ok=True)
         self.work.mkdir(parents=True)
         self.log.parent.mkdir(parents=True, exist_ok=True)
-        self.log.write_text(f"key {key}\n")
+        self.log.write_text(f"key {key}\n" + (f"{note}\n" if note else ""))
+        return note
 
 
 def try_restore(engine: Engine, key: str, at: Places, notes: list[str]) -> tuple[str, Manifest] | None:
@@ -223,41 +257,62 @@ def try_restore(engine: Engine, key: str, at: Places, notes: list[str]) -> tuple
         notes.append(f"cache entry {key[:12]} was corrupt ({problem}): evicted and rebuilt")
         log_line(at.log, f"warning: {notes[-1]}")
         return None
-    swap_in(at.staging, at.final, at.backup)
-    shutil.rmtree(at.backup, ignore_errors=True)
+    swap_in(at)
+    discard(at.backup, at.trash)
     return ("downloaded" if fetched else "restored"), manifest
 
 
 def build_and_install(engine: Engine, task: str, at: Places) -> tuple[Manifest, float]:
     """Build into staging, swap in, self-test; on a failed test put the old output back."""
-    build_into(engine, task, at.staging, at.work, at.log)
+    build_into(engine, task, at)
     manifest = make_manifest(at.staging)
-    swap_in(at.staging, at.final, at.backup)
+    swap_in(at)
     test_started = time.monotonic()
     try:
-        self_test(engine, task, at.final, at.work, at.log)
+        self_test(engine, task, at)
     except PipelineError:
-        shutil.rmtree(at.final, ignore_errors=True)
+        discard(at.final, at.trash)
         if at.backup.exists():
             os.replace(at.backup, at.final)
         raise
-    shutil.rmtree(at.backup, ignore_errors=True)
+    discard(at.backup, at.trash)
     return manifest, time.monotonic() - test_started
+
+
+def describe_os_error(exc: OSError) -> str:
+    """One line for an OSError, shutil.copytree's list of per-file errors included."""
+    if isinstance(exc, shutil.Error) and exc.args and isinstance(exc.args[0], list) and exc.args[0]:
+        src, _dst, why = exc.args[0][0]  # `why` names the destination already
+        return f"{why} (copying from {src})"
+    return f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc)
 
 
 def run_task(engine: Engine, task: str) -> dict[str, str]:
     """Bring one task's output up to date.
 
     Returns {"outcome": "up to date" | "restored" | "downloaded" | "built", "note": ...}.
+    A failure of the machine (a full disk, a permission) ends the task with one line;
+    the previous output, if any, stays in place (rule 3 above).
     """
     started = time.monotonic()
-    if engine.status(task).up_to_date:  # also takes the build lock
+    status = engine.status(task)  # also takes the build lock, and ends a killed run's steps
+    if status.up_to_date:
         return {"outcome": "up to date"}
+    notes = [f"{status.reason}: rerun"] if status.reason == UNREADABLE_RECORD else []
+    try:
+        return bring_up_to_date(engine, task, started, notes)
+    except OSError as exc:
+        raise TaskFailed(f"{task}: {describe_os_error(exc)}") from None
+    finally:  # a failed attempt's staging only takes space (a full disk stays full otherwise)
+        shutil.rmtree(Places.for_task(engine, task).staging, ignore_errors=True)
+
+
+def bring_up_to_date(engine: Engine, task: str, started: float, notes: list[str]) -> dict[str, str]:
     key = engine.keys.key(task)
     clear_state(engine.paths.state_file(task))
     at = Places.for_task(engine, task)
-    at.reset(key)
-    notes: list[str] = []
+    if note := at.reset(key):
+        notes.append(note)
     restored = try_restore(engine, key, at, notes)
     if restored is not None:
         outcome, manifest = restored
@@ -265,9 +320,18 @@ def run_task(engine: Engine, task: str) -> dict[str, str]:
         record(engine, task, manifest, outcome, time.monotonic() - started)
         return {"outcome": outcome, "note": "; ".join(notes)}
     manifest, test_seconds = build_and_install(engine, task, at)
+    # Stored before the record: a run killed mid-store has no record, so its rerun stores
+    # again (and removes the killed store's temporary tree), where after the record it
+    # would find the task up to date and the cache would miss the entry for good.
+    try:
+        engine.cache.store(key, at.final, manifest, time.monotonic() - started)
+        stored = True
+    except OSError as exc:  # the output is good; only the cache missed it
+        notes.append(f"not stored in the cache: {describe_os_error(exc)}")
+        log_line(at.log, f"warning: {notes[-1]}")
+        stored = False
     record(engine, task, manifest, "built", time.monotonic() - started, test_seconds)
-    engine.cache.store(key, at.final, manifest, time.monotonic() - started)
-    if engine.remote is not None:
+    if stored and engine.remote is not None:  # a kill mid-push leaves the remote without it (see README)
         noted("push", engine.remote.push(key, engine.cache), at.log, notes)
     if os.environ.get(KEEP_WORK_ENV, "") in ("", "0"):
         shutil.rmtree(at.work, ignore_errors=True)

@@ -4,6 +4,7 @@ verified before any use, and unpacked safely."""
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
 import shutil
@@ -24,6 +25,7 @@ from .provision import ensure_deb_src
 from .spec import Source
 
 RETRIES = 4
+RETRY_BACKOFF = 1.0  # seconds before the second try, doubled after each
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.xz", ".tar.bz2", ".tar", ".zip")
 
 
@@ -37,21 +39,33 @@ def pypi_api_base() -> str:
     return index.rstrip("/").removesuffix("/simple") + "/pypi"
 
 
-def http_get(url: str, dest: Path) -> str:
-    """Download to `dest` with retries; return the sha256 of what arrived."""
+def http_get(url: str, dest: Path, backoff: float = RETRY_BACKOFF) -> str:
+    """Download to `dest` with retries; return the sha256 of what arrived.
+
+    A body cut off before its Content-Length (or its last chunk) is IncompleteRead, an
+    HTTPException rather than an OSError: it is retried like a refused connection, and
+    the partial file is deleted, never used. (A server that sends no length and closes
+    early cannot be told from a complete reply: the sha256 check then refuses the file.)
+    """
     last: Exception | None = None
     for attempt in range(RETRIES):
+        if attempt:
+            time.sleep(backoff * 2 ** (attempt - 1))
         try:
-            digest = hashlib.sha256()
+            digest, received = hashlib.sha256(), 0
             with urllib.request.urlopen(url, timeout=60) as response, open(dest, "wb") as out:
                 while chunk := response.read(1 << 20):
                     digest.update(chunk)
                     out.write(chunk)
+                    received += len(chunk)
+                expected = response.headers.get("Content-Length")
+            # read(n) returns b"" at a premature end instead of raising: count it ourselves
+            if expected is not None and expected.isdigit() and received < int(expected):
+                raise http.client.IncompleteRead(b"", int(expected) - received)
             return digest.hexdigest()
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, http.client.HTTPException) as exc:
             last = exc
             dest.unlink(missing_ok=True)
-            time.sleep(2**attempt)
     raise PipelineError(f"download failed after {RETRIES} tries: {url}: {last}")
 
 

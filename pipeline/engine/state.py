@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,9 @@ from ..paths import Paths
 from .hashing import walk_relative
 
 Manifest = dict[str, list[Any]]  # relative path -> [size, sha256] or ["link", target]
+# A record that exists but does not parse (a torn write, a full disk, a hand edit): the task
+# reruns, and says so, rather than fail on it or pass it over in silence.
+UNREADABLE_RECORD = "state record unreadable (torn or corrupt JSON)"
 
 
 def make_manifest(top: Path) -> Manifest:
@@ -56,7 +60,22 @@ def read_state(path: Path) -> dict[str, Any] | None:
 
 
 def clear_state(path: Path) -> None:
+    """Drop the record, and any half-written one a killed run left (files.atomic_output's temp)."""
     path.unlink(missing_ok=True)
+    for torn in path.parent.glob(f".{path.name}.*.tmp"):
+        torn.unlink(missing_ok=True)
+
+
+def drop_torn_json(path: Path, what: str) -> None:
+    """Delete `path` if it is there but does not parse (a run killed while writing it).
+
+    For doit's own database, which doit writes in place at the end of a run and refuses
+    to start on when torn. Nothing we decide on lives there (our records decide), so a
+    new one is as good.
+    """
+    if path.exists() and read_json(path) is None:
+        path.unlink(missing_ok=True)
+        print(f"warning: {what} {path} was torn (a killed run?): started afresh", file=sys.stderr, flush=True)
 
 
 @dataclass(frozen=True)
@@ -75,9 +94,10 @@ def verify_requested() -> bool:
 
 def check_status(paths: Paths, task: str, key: str, verify: bool) -> Status:
     """Up to date iff the recorded key is `key` and the output still matches its manifest."""
-    state = read_state(paths.state_file(task))
+    record = paths.state_file(task)
+    state = read_state(record)
     if state is None:
-        return Status(False, "never built")
+        return Status(False, UNREADABLE_RECORD if record.exists() else "never built")
     if state["key"] != key:
         return Status(False, "key changed")
     problem = manifest_problem(paths.output_dir(task), state["manifest"], verify)

@@ -24,7 +24,7 @@ from ..paths import PACKAGE_GROUP, Paths
 from .lock import BuildLock
 from .memo import Memo, Witness, forget_memo, load_memo, save_memo
 from .reporter import PipelineReporter
-from .state import Status, check_status, verify_requested
+from .state import Status, check_status, drop_torn_json, verify_requested
 
 if TYPE_CHECKING:
     from .project import Engine
@@ -100,7 +100,7 @@ def open_session(root: Path) -> Session:
     root = root.resolve()
     build_paths = Paths(root, cache=root)  # only build/ is known before the config is read
     verify = verify_requested()
-    lock = BuildLock(build_paths.lock_file)
+    lock = BuildLock(build_paths.lock_file, build_paths.steps_dir)
     found = load_memo(build_paths)
     if found is not None:
         memo, witness = found
@@ -164,6 +164,7 @@ def doit_namespace(dodo_file: str) -> dict[str, Any]:
         raise SystemExit(report_error(exc)) from None
     assert session.paths is not None
     session.paths.state_dir.mkdir(parents=True, exist_ok=True)
+    drop_torn_json(session.paths.doit_db, "doit's database")
     namespace: dict[str, Any] = {"pipeline_tasks": TaskCreator(session)}
     namespace["DOIT_CONFIG"] = {
         "dep_file": str(session.paths.doit_db),

@@ -8,6 +8,11 @@ the one named on the command line.
 
 Self-test steps check an output but do not shape it; their tools are not keyed.
 
+A module is keyed by its code as Python compiles it with docstrings stripped (what
+`python -OO` runs): the AST without docstrings, comments or line numbers. Editing a
+comment or a docstring (the package maps in the `__init__`s) rebuilds nothing; any
+change to what the code does rebuilds every task that runs it.
+
 Cheap on the no-op path: each file's import list is remembered in the stat cache,
 so an unchanged file is neither read nor parsed again.
 """
@@ -15,6 +20,7 @@ so an unchanged file is neither read nor parsed again.
 from __future__ import annotations
 
 import ast
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -62,6 +68,23 @@ def _imported_names(file: Path, module: str) -> list[str]:
     return sorted({name for name in found if name == ROOT_PACKAGE or name.startswith(ROOT_PACKAGE + ".")})
 
 
+def without_docstrings(tree: ast.AST) -> ast.AST:
+    """The tree with every module, class and function docstring removed (as `-OO` drops them)."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                    and isinstance(body[0].value.value, str):
+                node.body = body[1:] or [ast.Pass()]
+    return tree
+
+
+def code_digest(file: Path) -> str:
+    """sha256 of what the module does: its AST without docstrings, comments and line numbers."""
+    tree = without_docstrings(ast.parse(file.read_bytes(), filename=str(file)))
+    return hashlib.sha256(ast.dump(tree).encode()).hexdigest()
+
+
 def import_closure(entry_modules: set[str], stat_cache: StatCache, package_dir: Path = PACKAGE_DIR) -> dict[str, str]:
     """Relative path -> sha256 of every file of ours that running `entry_modules` may execute."""
     seen: dict[str, Path] = {}
@@ -84,4 +107,7 @@ def import_closure(entry_modules: set[str], stat_cache: StatCache, package_dir: 
                                       kind="imports:")
         pending += [dep for dep in json.loads(imports) if dep not in seen]
     top = package_dir.parent
-    return {file.relative_to(top).as_posix(): stat_cache.digest(file) for file in sorted(seen.values())}
+    return {
+        file.relative_to(top).as_posix(): stat_cache.remember(str(file), lambda f=file: code_digest(f), kind="code:")
+        for file in sorted(seen.values())
+    }
