@@ -32,14 +32,13 @@ import signal
 import subprocess
 import sys
 import tarfile
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from conftest import Project, make_project, processes_of, survivors_after
+from conftest import Project, make_project, processes_of, serving_in_thread, survivors_after
 
 from pipeline.engine.state import make_manifest, manifest_problem
 
@@ -486,16 +485,8 @@ class CutOffHandler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@contextlib.contextmanager
-def serving(payload: bytes, cut: int) -> Iterator[CutOffServer]:
-    server = CutOffServer(payload, cut)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
+def serving(payload: bytes, cut: int) -> contextlib.AbstractContextManager[CutOffServer]:
+    return serving_in_thread(CutOffServer(payload, cut))
 
 
 def source_tarball(where: Path) -> bytes:

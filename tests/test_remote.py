@@ -10,7 +10,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from conftest import Project, make_project
+from conftest import Project, make_project, serving_in_thread
 
 from pipeline.engine.cache import ArtifactCache
 from pipeline.engine.remote import FileStore, RemoteCache, RemoteError, parse_entry, remote_from
@@ -314,18 +313,10 @@ class FlakyHandler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
-@contextlib.contextmanager
-def flaky_server(failures: int, blobs: dict[str, bytes]) -> Iterator[FlakyServer]:
+def flaky_server(failures: int, blobs: dict[str, bytes]) -> contextlib.AbstractContextManager[FlakyServer]:
     server = FlakyServer(failures)
     server.blobs.update(blobs)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    return serving_in_thread(server)
 
 
 def test_http_retries_back_off_from_0_2_s_doubling_then_give_up(tmp_path: Path) -> None:

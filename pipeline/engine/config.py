@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlparse
 
 import yaml
@@ -14,6 +14,8 @@ from ..errors import PipelineError, RecipeError
 from ..paths import Paths
 from .spec import Spec, text_not_number
 from .toolchain import Toolchain
+
+SpecModel = TypeVar("SpecModel", bound=Spec)
 
 # libyaml's parser is ~10x faster; recipe loading is on every no-op's path.
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -172,15 +174,20 @@ def remote_url(configured: str | None) -> str | None:
     return os.environ.get(REMOTE_ENV) or configured
 
 
+def validate_yaml_file(model: type[SpecModel], file: Path, shown_as: Path | str, not_a_mapping: str) -> SpecModel:
+    """A YAML mapping validated as `model`; every problem is one RecipeError naming the file and field."""
+    data = read_yaml(file, shown_as=shown_as) if file.exists() else {}
+    if not isinstance(data, dict):
+        raise RecipeError(shown_as, "", not_a_mapping)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise first_error(shown_as, exc) from None
+
+
 def load_config(root: Path) -> ProjectConfig:
     file = root / "pipeline.yaml"
-    data = read_yaml(file) if file.exists() else {}
-    if not isinstance(data, dict):
-        raise RecipeError(file, "", "must be a mapping")
-    try:
-        config = ProjectConfig.model_validate(data)
-    except ValidationError as exc:
-        raise first_error(file, exc) from None
+    config = validate_yaml_file(ProjectConfig, file, file, "must be a mapping")
     check_environment(config)
     return config
 

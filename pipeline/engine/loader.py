@@ -5,11 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from ..errors import RecipeError
 from ..paths import PACKAGE_GROUP, Paths
-from .config import first_error, read_yaml
+from .config import validate_yaml_file
 from .spec import Builder, Recipe, check_recipe, pick_builder
 
 
@@ -68,13 +66,7 @@ def check_files(paths: Paths, entry: RecipeFile) -> None:
 
 def load_recipe(paths: Paths, file: Path) -> RecipeFile:
     rel = str(file.relative_to(paths.root))
-    data = read_yaml(file, shown_as=rel)
-    if not isinstance(data, dict):
-        raise RecipeError(rel, "", "a recipe must be a mapping")
-    try:
-        recipe = Recipe.model_validate(data)
-    except ValidationError as exc:
-        raise first_error(rel, exc) from None
+    recipe = validate_yaml_file(Recipe, file, rel, "a recipe must be a mapping")
     check_recipe(recipe, rel)
     in_packages = file.parent != paths.recipes
     task = f"{PACKAGE_GROUP}:{recipe.name}" if in_packages else recipe.name
