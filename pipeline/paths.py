@@ -10,6 +10,7 @@ CONFIG_FILE = "pipeline.yaml"
 CACHE_ENV = "PIPELINE_CACHE_DIR"
 RUNTIME_ROOT_TASK = "runtime_root"
 CODEGEN_TASK = "codegen"
+SNAPSHOT_TASK = "snapshot"
 
 
 def default_cache_dir() -> Path:

