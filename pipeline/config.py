@@ -121,7 +121,7 @@ def load_config(root: Path) -> ProjectConfig:
     try:
         return ProjectConfig.model_validate(data)
     except ValidationError as exc:
-        raise first_error(file, exc) from None
+        raise first_error(file.name, exc) from None  # named as in the checkout, no absolute path
 
 
 # Debian's libc++ for wasm32 (libc++-19-dev-wasm32, libc++abi-19-dev-wasm32): C++ extensions

@@ -64,7 +64,7 @@ class SnapshotInfo:
 
 def derived_hash_seed(python_wasm_sha256: str) -> int:
     """1..HASH_SEED_MAX from python.wasm's digest (0 would disable hash randomization)."""
-    return int(python_wasm_sha256[:16], 16) % HASH_SEED_MAX + 1
+    return int(python_wasm_sha256, 16) % HASH_SEED_MAX + 1
 
 
 def check_preload(names: list[str]) -> list[str]:
