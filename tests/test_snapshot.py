@@ -120,7 +120,7 @@ def probe():
             pass
     report = {
         "argv": sys.argv, "orig_argv": sys.orig_argv, "environ": dict(os.environ),
-        "entry": os.environ.get("FAASM_ENTRY"), "input": get_input().decode(),
+        "entry": os.environ.get("FAASM_ENTRY"), "input": get_input().decode(), "stdin": sys.stdin.read(),
         "random": random.random(), "urandom": os.urandom(8).hex(), "numpy_random": float(np.random.random()),
         "tempname": next(tempfile._get_candidate_names()),
         "time": time.time(), "logging_start": logging._startTime,
@@ -205,8 +205,10 @@ def run_probe(probe_root: Path, snap: Path, tmp_path: Path, env: dict[str, str] 
     limits = faasm_host.Limits(timeout_s=120, max_calls=10)  # a broken entry refresh would chain forever
     scratch = tmp_path / "scratch"
     scratch.mkdir(exist_ok=True)
+    stdin = scratch / "stdin"
+    stdin.write_text("main stdin")
     with faasm_host.FaasmHost(engine, module, guest, limits, scratch, log=lambda _line: None) as host:
-        return host.run_main(b"main input")
+        return host.run_main(b"main input", stdin)
 
 
 @pytest.fixture(scope="module")
@@ -232,6 +234,7 @@ def test_each_call_sees_its_own_argv(probed: dict) -> None:
 def test_each_call_sees_its_own_environment_input_and_entry(probed: dict) -> None:
     assert [c["entry"] for c in probed["calls"]] == ["0", "1", "1"]
     assert [c["input"] for c in probed["calls"]] == ["main input", "child one", "child two"]
+    assert [c["stdin"] for c in probed["calls"]] == ["main stdin", "", ""]
     for call in probed["calls"]:
         # exactly the call's environment: nothing from snapshot time (PYFAASM_PRELOAD, PYTHONHASHSEED),
         # nothing an earlier call set (LEFT_BEHIND)

@@ -11,7 +11,7 @@
  * Only memory and globals survive into the snapshot; the WASI context (args, environment,
  * fds, preopens, clocks, random) is the call's. wasi-libc and CPython copied some of it into
  * memory at initialization; pyfaasm-run-call refreshes each copy before any Python runs:
- *   - environ: wasi-libc read it once into __wasilibc_environ -> re-read from WASI;
+ *   - environ: wasi-libc read it once into __wasilibc_environ -> dropped and re-read from WASI;
  *     os.environ is rebuilt from it (pyfaasm.snapshot.run_call);
  *   - preopens: wasi-libc's table maps "/func" etc. to fds. This wasi-libc (2022-05) cannot
  *     forget an entry, so the call's preopens are registered again (later entries win) and
@@ -194,7 +194,9 @@ int32_t pyfaasm_snapshot_run_call(void) {
     }
     if (!refresh_preopens())
         return EXIT_PREOPENS_CHANGED;
-    __wasilibc_initialize_environ();
+    /* wasi-libc's own pair for pre-initialized programs: drop the snapshot's environ, read this call's. */
+    __wasilibc_deinitialize_environ();
+    __wasilibc_maybe_reinitialize_environ_eagerly();
     if (chdir("/") != 0)
         perror("pyfaasm snapshot: chdir /");
 
