@@ -71,7 +71,7 @@ class Guest:
     """How to start a call: python.wasm's argv (the entry goes in the environment) and mounts.
 
     ``export`` is the function each call runs: ``_start`` (CPython from scratch), or a
-    snapshot's per-call export (pyfaasm-run-call, which returns the exit code).
+    snapshot's per-call export (pyfaasm-run-call, which ends the call with proc_exit(code)).
     """
 
     argv: tuple[str, ...]

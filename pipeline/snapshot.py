@@ -40,9 +40,10 @@ RUN_EXPORT = "pyfaasm-run-call"
 PRELOAD_ENV = "PYFAASM_PRELOAD"  # read by pyfaasm.snapshot.preinitialize
 HASH_SEED_ENV = "PYTHONHASHSEED"
 PYTHON_WASM = Path("bin") / "python.wasm"
-# What wizer must allow: python.wasm imports the faasm host calls, which only
-# pipeline.faasm_host defines. Pre-initialization never calls them; if it did, it traps.
-WIZER_FLAGS = ("-W", "unknown-imports-trap=y", "-S", "inherit-stdin=n", "-S", "inherit-env=n")
+# unknown-imports-trap: python.wasm imports the faasm host calls, which only pipeline.faasm_host
+# defines; pre-initialization never calls them (if it did, it would trap). cli=y: WASI for the
+# init function (without it every WASI import is such a trap). No stdin, no host environment.
+WIZER_FLAGS = ("-W", "unknown-imports-trap=y", "-S", "cli=y", "-S", "inherit-stdin=n", "-S", "inherit-env=n")
 
 
 @dataclass(frozen=True)

@@ -1,23 +1,36 @@
 /* python.wasm's snapshot exports, linked in by pipeline/link.py (--snapshot-exports).
  *
  * wizer-initialize   `wasmtime wizer` calls this once at build time (recipes/snapshot.yaml):
- *                    C constructors, CPython initialized against the preopened runtime
- *                    root, `site`, then pyfaasm.snapshot.preinitialize() imports pyfaasm and
- *                    the preload list. wizer writes the resulting memory out as a new module.
+ *                    CPython initialized against the preopened runtime root, `site`, then
+ *                    pyfaasm.snapshot.preinitialize() imports pyfaasm and the preload list.
+ *                    wizer writes the resulting memory out as a new module.
  * pyfaasm-run-call   one call in a fresh instance of that snapshot: the same work as
  *                    `python -m pyfaasm.run FILE` (argv and FAASM_ENTRY from this call's
  *                    WASI context, input through the faasm host calls); returns the exit code.
  *
- * Only memory and globals survive into the snapshot; the WASI context (args, environment,
- * fds, preopens, clocks, random) is the call's. wasi-libc and CPython copied some of it into
- * memory at initialization; pyfaasm-run-call refreshes each copy before any Python runs:
- *   - environ: wasi-libc read it once into __wasilibc_environ -> dropped and re-read from WASI;
- *     os.environ is rebuilt from it (pyfaasm.snapshot.run_call);
- *   - preopens: wasi-libc's table maps "/func" etc. to fds. This wasi-libc (2022-05) cannot
- *     forget an entry, so the call's preopens are registered again (later entries win) and
- *     the ones seen at snapshot time must still be the same fd with the same name;
+ * Constructors. This wasi-libc's crt1-command `_start` leaves C constructors to the linker:
+ * wasm-ld wraps EVERY export of a command module as `__wasm_call_ctors(); export();
+ * __wasm_call_dtors()` -- as long as no object calls __wasm_call_ctors itself (then it
+ * wraps nothing, and `_start` would run without its constructors). So this file never names
+ * __wasm_call_ctors, and both exports get the wrapper:
+ *   - at snapshot time, wasi-libc's constructors run before CPython starts, as under _start;
+ *   - in each call they run again, against the call's WASI context: environ is read afresh
+ *     (__wasilibc_initialize_environ_eagerly), the call's preopens are scanned into libc's
+ *     table (__wasilibc_populate_preopens appends; later entries win), clock() restarts.
+ *     python.wasm's constructors are exactly those (plus mimalloc's init, which runs once);
+ *     run-call checks that the refresh happened.
+ * Destructors. musl's atexit list runs once per process: after __wasm_call_dtors ran at the
+ * end of wizer-initialize (running what CPython's start-up registered), a second run in the
+ * same memory calls through empty slots and traps. So run-call never returns: it flushes and
+ * ends the call with _Exit(code) (WASI proc_exit), as `python` itself ends, and the host
+ * reads the code from the exit. Python's own atexit handlers run first (pyfaasm.snapshot).
+ *
+ * What else the snapshot froze that belongs to the call, refreshed here before any Python:
+ *   - preopens from snapshot time stay in libc's table (this wasi-libc, 2022-05, cannot
+ *     forget one): each must be the same fd with the same name in the call;
  *   - cwd: wasi-libc keeps it in memory -> back to "/", where every WASI program starts;
- *   - argv: read from WASI here (crt1's _start, which normally does it, never runs).
+ *   - argv: read from WASI here (crt1's _start, which normally does it, never runs);
+ *   - os.environ, random state, ...: pyfaasm.snapshot.run_call.
  * _start is untouched: without these exports python.wasm behaves exactly as before.
  */
 #define PY_SSIZE_T_CLEAN
@@ -28,10 +41,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <wasi/api.h>
-#include <wasi/libc-environ.h>
-#include <wasi/libc.h>
 
-extern void __wasm_call_ctors(void);
 extern char **environ;
 
 /* Exit codes of pyfaasm-run-call itself (the function's own come from Python). */
@@ -50,6 +60,8 @@ typedef struct {
 static preopen_t snapshot_preopens[MAX_PREOPENS];
 static size_t snapshot_preopen_count;
 static int snapshot_ready;
+/* libc's environ array at snapshot time: a call that still has it was not refreshed. */
+static char **snapshot_environ;
 
 static void fail(const char *what) {
     fprintf(stderr, "pyfaasm snapshot: %s\n", what);
@@ -138,8 +150,9 @@ static PyObject *call_snapshot_module(const char *name, PyObject *args) {
 
 __attribute__((export_name("wizer-initialize")))
 void pyfaasm_snapshot_initialize(void) {
-    /* crt1's _start would run the constructors (wasi-libc's environ and preopens among them). */
-    __wasm_call_ctors();
+    if (environ == NULL) /* the eager environ constructor did not run: see "Constructors" above */
+        fail("C constructors did not run before wizer-initialize (wasm-ld wrapped no export)");
+    snapshot_environ = environ;
     snapshot_preopen_count = list_preopens(snapshot_preopens, MAX_PREOPENS);
 
     PyConfig config;
@@ -168,8 +181,8 @@ void pyfaasm_snapshot_initialize(void) {
     snapshot_ready = 1;
 }
 
-/* Make wasi-libc's preopen table describe this call's preopens; 0 if it cannot. */
-static int refresh_preopens(void) {
+/* The preopens of snapshot time are still in wasi-libc's table: they must mean the same now. */
+static int snapshot_preopens_unchanged(void) {
     preopen_t now[MAX_PREOPENS];
     size_t count = list_preopens(now, MAX_PREOPENS);
     for (size_t i = 0; i < snapshot_preopen_count; ++i) {
@@ -180,23 +193,20 @@ static int refresh_preopens(void) {
             return 0;
         }
     }
-    for (size_t i = 0; i < count; ++i)
-        if (__wasilibc_register_preopened_fd((int)now[i].fd, now[i].name) != 0)
-            return 0;
     return 1;
 }
 
-__attribute__((export_name("pyfaasm-run-call")))
-int32_t pyfaasm_snapshot_run_call(void) {
+static int32_t run_call(void) {
     if (!snapshot_ready || !Py_IsInitialized()) {
         fputs("pyfaasm snapshot: pyfaasm-run-call needs a module pre-initialized by wizer-initialize\n", stderr);
         return EXIT_NOT_INITIALIZED;
     }
-    if (!refresh_preopens())
+    if (environ == snapshot_environ) { /* the constructors did not run for this call */
+        fputs("pyfaasm snapshot: wasi-libc's constructors did not run before pyfaasm-run-call\n", stderr);
+        return EXIT_NOT_INITIALIZED;
+    }
+    if (!snapshot_preopens_unchanged())
         return EXIT_PREOPENS_CHANGED;
-    /* wasi-libc's own pair for pre-initialized programs: drop the snapshot's environ, read this call's. */
-    __wasilibc_deinitialize_environ();
-    __wasilibc_maybe_reinitialize_environ_eagerly();
     if (chdir("/") != 0)
         perror("pyfaasm snapshot: chdir /");
 
@@ -218,4 +228,10 @@ int32_t pyfaasm_snapshot_run_call(void) {
     Py_XDECREF(result);
     fflush(NULL);
     return code;
+}
+
+__attribute__((export_name("pyfaasm-run-call")))
+_Noreturn void pyfaasm_snapshot_run_call(void) {
+    fflush(NULL);
+    _Exit(run_call());
 }

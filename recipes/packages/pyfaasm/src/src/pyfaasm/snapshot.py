@@ -13,6 +13,7 @@ python.wasm's C exports (recipes/snapshot/exports.c) call these two functions:
 
 from __future__ import annotations
 
+import atexit
 import gc
 import importlib
 import os
@@ -124,6 +125,8 @@ def run_call(argv: list[str], environ: dict[bytes, bytes]) -> int:
     except SystemExit as exc:
         return exit_status(exc)
     finally:
+        # What interpreter finalization does under _start: atexit handlers, then flushing.
+        atexit._run_exitfuncs()
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()
