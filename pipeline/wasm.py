@@ -12,7 +12,7 @@ whole process ("Support for this target is disabled"). ``pulley32``/``pulley64``
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
+import functools
 import os
 import platform
 import sys
@@ -146,8 +146,20 @@ def make_engine(
     )
 
 
+@functools.cache
 def wasmtime_version() -> str:
-    """The installed wasmtime-py version (wasmtime has no __version__)."""
+    """The installed wasmtime-py version (wasmtime has no __version__).
+
+    Read from the name of its dist-info directory beside the package when there is exactly
+    one: importlib.metadata costs ~50 ms of imports (email parsing), a third of an
+    invocation's whole-process time. Otherwise (zip installs, odd layouts) ask it.
+    """
+    site = Path(wasmtime.__file__).resolve().parent.parent
+    found = [p.name for p in site.glob("wasmtime-*.dist-info")]
+    if len(found) == 1:
+        return found[0].removeprefix("wasmtime-").removesuffix(".dist-info")
+    import importlib.metadata
+
     return importlib.metadata.version("wasmtime")
 
 

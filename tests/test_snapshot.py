@@ -25,7 +25,6 @@ import pytest
 from conftest import REPO
 
 from pipeline import codegen, faasm_host, invoke, snapshot, wasm
-from pipeline.config import HASH_SEED_MAX
 from pipeline.errors import PipelineError
 
 PYFAASM_SRC = REPO / "recipes" / "packages" / "pyfaasm" / "src" / "src"
@@ -43,7 +42,7 @@ def test_hash_seed_is_reproducible_per_build_and_differs_between_builds() -> Non
     assert snapshot.derived_hash_seed(one) == snapshot.derived_hash_seed(one)
     assert snapshot.derived_hash_seed(one) != snapshot.derived_hash_seed(other)
     seeds = {snapshot.derived_hash_seed(hashlib.sha256(b"%d" % n).hexdigest()) for n in range(200)}
-    assert len(seeds) == 200 and all(1 <= s <= HASH_SEED_MAX for s in seeds)  # never 0 (no randomization)
+    assert len(seeds) == 200 and all(1 <= s <= snapshot.HASH_SEED_MAX for s in seeds)  # never 0 (no randomization)
 
 
 def test_bad_preload_list_is_one_line_naming_file_and_field(tmp_path: Path) -> None:
