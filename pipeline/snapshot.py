@@ -94,6 +94,14 @@ def wizer_argv(exe: Path, root: Path, output: Path, env: dict[str, str]) -> list
     return [*argv, "-o", str(output), str(root / PYTHON_WASM)]
 
 
+def failure_reason(stderr: str, root: Path) -> str:
+    """The line that says why: the Python exception of pre-initialization, else wizer's own."""
+    lines = [line.strip() for line in stderr.replace(str(root), "RUNTIME_ROOT").splitlines() if line.strip()]
+    python = [line for line in lines if re.match(r"^[\w.]+(Error|Exception): ", line) and not line.startswith("Error:")]
+    ours = [line for line in lines if line.startswith("pyfaasm snapshot:") or line.startswith("Error:")]
+    return (python or ours or lines or ["no output"])[-1]
+
+
 def make_snapshot(
     root: Path, out: Path, preload: list[str], hash_seed: int | None = None, expect_wheel: str | None = None
 ) -> SnapshotInfo:
@@ -121,10 +129,8 @@ def make_snapshot(
     sys.stderr.write(proc.stderr)
     if proc.returncode:
         tmp.unlink(missing_ok=True)
-        lines = [line for line in proc.stderr.splitlines() if line.strip()]
-        ours = [line for line in lines if "pyfaasm snapshot:" in line or line.startswith("Error")]
-        why = (ours or lines or [""])[-1]
-        raise PipelineError(f"wasmtime wizer failed (exit {proc.returncode}) on {PYTHON_WASM}: {why.strip()}")
+        raise PipelineError(f"wasmtime wizer failed (exit {proc.returncode}) on {PYTHON_WASM}: "
+                            + failure_reason(proc.stderr, root))
     os.replace(tmp, output)
     info = SnapshotInfo(
         snapshot=SNAPSHOT_WASM, sha256=sha256_file(output), size=output.stat().st_size,

@@ -17,7 +17,10 @@
  *   - in each call they run again, against the call's WASI context: environ is read afresh
  *     (__wasilibc_initialize_environ_eagerly), the call's preopens are scanned into libc's
  *     table (__wasilibc_populate_preopens appends; later entries win), clock() restarts.
- *     python.wasm's constructors are exactly those (plus mimalloc's init, which runs once);
+ *     python.wasm's constructors are exactly those, plus the load hook of the mimalloc inside
+ *     CPython's obmalloc, which replays its delayed-message buffer to C stderr: after the
+ *     first time, that buffer holds "\n". So C stderr is buffered from the end of
+ *     pre-initialization, and run-call drops what the constructors wrote before it starts.
  *     run-call checks that the refresh happened.
  * Destructors. musl's atexit list runs once per process: after __wasm_call_dtors ran at the
  * end of wizer-initialize (running what CPython's start-up registered), a second run in the
@@ -37,6 +40,7 @@
 #include <Python.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -44,9 +48,10 @@
 
 extern char **environ;
 
-/* Exit codes of pyfaasm-run-call itself (the function's own come from Python). */
-#define EXIT_NOT_INITIALIZED 125
-#define EXIT_PREOPENS_CHANGED 126
+/* Exit codes of pyfaasm-run-call itself (the function's own come from Python); WASI's
+   proc_exit takes 0..125, and the host keeps 124/125 for time limits and traps. */
+#define EXIT_NOT_INITIALIZED 120
+#define EXIT_PREOPENS_CHANGED 121
 
 #define MAX_PREOPENS 32
 #define MAX_PREOPEN_NAME 256
@@ -62,6 +67,8 @@ static size_t snapshot_preopen_count;
 static int snapshot_ready;
 /* libc's environ array at snapshot time: a call that still has it was not refreshed. */
 static char **snapshot_environ;
+/* C stderr's buffer between the snapshot and a call's start (see "Constructors" above). */
+static char constructor_stderr[BUFSIZ];
 
 static void fail(const char *what) {
     fprintf(stderr, "pyfaasm snapshot: %s\n", what);
@@ -178,6 +185,8 @@ void pyfaasm_snapshot_initialize(void) {
     }
     Py_DECREF(result);
     fflush(NULL);
+    setvbuf(stderr, constructor_stderr, _IOFBF, sizeof constructor_stderr);
+    __fpurge(stderr); /* stdio already wrote through stderr: make the next write set up the new buffer */
     snapshot_ready = 1;
 }
 
@@ -197,6 +206,8 @@ static int snapshot_preopens_unchanged(void) {
 }
 
 static int32_t run_call(void) {
+    __fpurge(stderr); /* what this call's constructors wrote: mimalloc's stale "\n" */
+    setvbuf(stderr, NULL, _IONBF, 0);
     if (!snapshot_ready || !Py_IsInitialized()) {
         fputs("pyfaasm snapshot: pyfaasm-run-call needs a module pre-initialized by wizer-initialize\n", stderr);
         return EXIT_NOT_INITIALIZED;
@@ -232,6 +243,5 @@ static int32_t run_call(void) {
 
 __attribute__((export_name("pyfaasm-run-call")))
 _Noreturn void pyfaasm_snapshot_run_call(void) {
-    fflush(NULL);
-    _Exit(run_call());
+    _Exit(run_call()); /* run_call flushed stdio */
 }
