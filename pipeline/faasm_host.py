@@ -21,6 +21,7 @@ instance's memory starts as a copy-on-write mapping of the snapshot's, see pipel
 
 from __future__ import annotations
 
+import ctypes
 import math
 import queue
 import sys
@@ -105,8 +106,15 @@ class Call:
         return f"call {self.call_id} (entry {self.entry})"
 
 
+_LOG_LOCK = threading.Lock()
+
+
 def log_to_stderr(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    """One write per entry under a lock: print() from worker threads could interleave a
+    line and another's newline (an empty line in the log)."""
+    with _LOG_LOCK:
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
 
 
 def start_thread(target: Callable[[], None], name: str) -> threading.Thread:
@@ -152,6 +160,12 @@ def set_deadline(caller: wasmtime.Caller, ticks: int) -> None:
     wasmtime._ffi.wasmtime_context_set_epoch_deadline(caller._context(), ticks)
 
 
+def store_address(store: wasmtime.Store | wasmtime.Caller) -> int:
+    """The address of a Store's context, which a Caller from that Store shares (wasmtime-py
+    has no public Caller -> Store link; Store.data would intern a value per call)."""
+    return ctypes.addressof(store._context().contents)
+
+
 def memory_message(call: Call, limit: int | None) -> str | None:
     if limit is None or call.code in (0, None) or b"MemoryError" not in call.stderr:
         return None
@@ -173,6 +187,9 @@ class FaasmHost:
         self._workers: list[threading.Thread] = []
         self._stop = threading.Event()
         self._ticks = 0  # written by the ticker only
+        self._shared_linker: wasmtime.Linker | None = None
+        # Store context address -> (its call, that call's host functions by name)
+        self._calls_by_store: dict[int, tuple[Call, dict[str, Callable[..., int]]]] = {}
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -323,11 +340,13 @@ class FaasmHost:
 
     def _start(self, store: wasmtime.Store, call: Call) -> tuple[int, Failure | None, str]:
         try:
-            instance = self._linker(call).instantiate(store, self.module)
-            start = instance.exports(store).get(self.guest.export)
-            if not isinstance(start, wasmtime.Func):
-                return EXIT_TRAP, "trap", f"{call.label}: module does not export {self.guest.export}"
-            returned = start(store)
+            linker = self._linker(call)
+            with self._bound(store, call):
+                instance = linker.instantiate(store, self.module)
+                start = instance.exports(store).get(self.guest.export)
+                if not isinstance(start, wasmtime.Func):
+                    return EXIT_TRAP, "trap", f"{call.label}: module does not export {self.guest.export}"
+                returned = start(store)
             if isinstance(returned, int):  # an export that returns its exit code
                 return returned, None, ""
         except wasmtime.ExitTrap as exc:
@@ -345,18 +364,40 @@ class FaasmHost:
     # -- the host functions --------------------------------------------------------
 
     def _linker(self, call: Call) -> wasmtime.Linker:
-        linker = wasmtime.Linker(self.engine)
-        linker.define_wasi()
-        i32 = wasmtime.ValType.i32()
-        for name, func, params in self._host_functions(call):
-            ty = wasmtime.FuncType([i32] * params, [i32])
-            linker.define_func(NAMESPACE, name, ty, self._guarded(call, name, func), access_caller=True)
-        return linker
+        """One Linker for every call (building one costs about a millisecond): WASI reads each
+        Store's own context, and the faasm functions find their call by the caller's Store."""
+        with self._lock:
+            if self._shared_linker is None:
+                linker = wasmtime.Linker(self.engine)
+                linker.define_wasi()
+                i32 = wasmtime.ValType.i32()
+                for name, _func, params in self._host_functions(call):
+                    ty = wasmtime.FuncType([i32] * params, [i32])
+                    linker.define_func(NAMESPACE, name, ty, self._dispatcher(name), access_caller=True)
+                self._shared_linker = linker
+            return self._shared_linker
 
-    def _guarded(self, call: Call, name: str, func: Callable[..., int]) -> Callable[..., int]:
+    @contextmanager
+    def _bound(self, store: wasmtime.Store, call: Call) -> Iterator[None]:
+        """While the call runs, host functions called from its Store act for it."""
+        key = store_address(store)
+        functions = {name: func for name, func, _params in self._host_functions(call)}
+        with self._lock:
+            self._calls_by_store[key] = (call, functions)
+        try:
+            yield
+        finally:
+            with self._lock:
+                del self._calls_by_store[key]
+
+    def _dispatcher(self, name: str) -> Callable[..., int]:
         def host_function(caller: wasmtime.Caller, *args: int) -> int:
+            bound = self._calls_by_store.get(store_address(caller))
+            if bound is None:
+                return BAD_ARGUMENT
+            call, functions = bound
             try:
-                return func(caller, *args)
+                return functions[name](caller, *args)
             except Exception as exc:  # never raise into wasmtime (see module doc)
                 self.log(f"faasm: {call.label}: host function {name} failed: {exc!r}")
                 return BAD_ARGUMENT

@@ -60,6 +60,11 @@ def preinitialize(preopen_fds: tuple[int, ...]) -> None:
     import pyfaasm.code  # noqa: F401 (imported for the snapshot)
     import pyfaasm.run  # noqa: F401
 
+    # What the runner imports lazily on every call: runpy.run_path imports pkgutil (about 10 ms
+    # of each empty call otherwise); a traceback reads the function's source through tokenize.
+    import pkgutil  # noqa: F401
+    import tokenize  # noqa: F401
+
     for name in preload_list(os.environ):
         importlib.import_module(name)
     # A file object in the snapshot would name an fd that, in a call, is another file
