@@ -123,6 +123,7 @@ def probe():
         "random": random.random(), "urandom": os.urandom(8).hex(), "numpy_random": float(np.random.random()),
         "tempname": next(tempfile._get_candidate_names()),
         "time": time.time(), "logging_start": logging._startTime,
+        "logging_ns": isinstance(logging._startTime, int),  # time_ns() since 3.13
         "cwd": os.getcwd(), "fds": fds, "func_dir": sorted(os.listdir("/func")), "tmp": sorted(os.listdir("/tmp")),
         "leftovers": [name for name, seen in (("global", hasattr(api, "LEFT_BEHIND")),
                                               ("preloaded module", hasattr(json, "LEFT_BEHIND")),
@@ -252,7 +253,8 @@ def test_time_is_the_calls(probed: dict) -> None:
     for call in probed["calls"]:
         assert probed["started"] - 1 <= call["time"] <= probed["ended"] + 1
         # logging's start time (relativeCreated) is taken at import: the snapshot's unless renewed
-        assert probed["started"] - 1 <= call["logging_start"] <= call["time"]
+        logging_start = call["logging_start"] / 1e9 if call["logging_ns"] else call["logging_start"]
+        assert probed["started"] - 1 <= logging_start <= call["time"]
 
 
 @pytest.mark.e2e
@@ -277,7 +279,7 @@ def test_hash_secret_is_the_snapshots_derived_seed(probed: dict, probe_root: Pat
     assert len(hashes) == 1  # frozen at snapshot time: the same in every call
     engine = wasm.make_engine()
     python_wasm = probe_root / "bin" / "python.wasm"
-    module = wasm.load_module(engine, python_wasm, codegen.find_artifact(CODEGEN, engine, python_wasm))
+    module = wasm.load_module(engine, python_wasm, cache_dir=wasm.default_module_cache())
     out = tmp_path / "out"
     code = wasm.run_wasi(module, engine, wasm.WasiRun(
         argv=["python", "-c", "print(hash('snapshot hash secret'))"], preopens=[(probe_root, "/")],

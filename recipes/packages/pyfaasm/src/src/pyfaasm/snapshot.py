@@ -98,7 +98,8 @@ def reseed() -> None:
     if (numpy_random := sys.modules.get("numpy.random")) is not None:
         numpy_random.seed()  # the legacy global RandomState (np.random.rand & co.)
     if (logging := sys.modules.get("logging")) is not None:
-        logging._startTime = time.time()  # relativeCreated counts from the call's start
+        # relativeCreated counts from the call's start (time_ns() since 3.13, time() before)
+        logging._startTime = time.time_ns() if isinstance(logging._startTime, int) else time.time()
 
 
 def exit_status(exc: SystemExit) -> int:
