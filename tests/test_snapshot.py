@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -349,6 +350,20 @@ def test_invoke_refuses_a_snapshot_of_another_python_wasm(built_root: Path, tmp_
     assert "was made from another python.wasm" in ran.stderr and "--no-snapshot" in ran.stderr
 
 
+def doit_ran(*args: str) -> dict[str, str]:
+    """Run doit in this checkout; task -> what happened to it (built, restored, up to date...)."""
+    proc = subprocess.run([sys.executable, "-m", "doit", *args], cwd=REPO, capture_output=True, text=True, check=False,
+                          env={k: v for k, v in os.environ.items() if not k.startswith("PIPELINE_REMOTE")},
+                          timeout=1800)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    found = {}
+    for line in proc.stdout.splitlines():
+        match = re.match(r"^  (built|restored|downloaded|up to date|FAILED)\s+(\S+)", line)
+        if match:
+            found[match.group(2)] = match.group(1)
+    return found
+
+
 @pytest.mark.e2e
 def test_preload_list_keys_snapshot_codegen_and_invoke_only(built_root: Path) -> None:
     config = REPO / "pipeline.yaml"
@@ -357,10 +372,17 @@ def test_preload_list_keys_snapshot_codegen_and_invoke_only(built_root: Path) ->
         config.write_text(original.replace("snapshot-preload:\n", "snapshot-preload:\n  - numpy\n", 1))
         proc = subprocess.run([sys.executable, "-m", "pipeline", "explain", "invoke"], cwd=REPO,
                               capture_output=True, text=True, check=True)
+        verdicts = {line.split(": ", 1)[0]: line for line in proc.stdout.splitlines() if not line.startswith(" ")}
+        changed = {task for task, line in verdicts.items() if not line.endswith("up to date")}
+        assert changed == {"snapshot", "codegen", "invoke"}, proc.stdout
+        assert "recipe.build.script" in proc.stdout  # the snapshot's rendered steps hold the list
+        assert {"link", "runtime_root", "build_cpython", "packages:numpy"} <= set(verdicts)
+        ran = doit_ran("invoke")  # for real: numpy preloaded
+        assert {task for task, what in ran.items() if what != "up to date"} == {"snapshot", "codegen", "invoke"}, ran
+        info = json.loads((SNAPSHOT / snapshot.SNAPSHOT_INFO).read_text())
+        assert info["preload"][0] == "numpy"
     finally:
         config.write_text(original)
-    verdicts = {line.split(":")[0]: line for line in proc.stdout.splitlines() if not line.startswith(" ")}
-    changed = {task for task, line in verdicts.items() if not line.endswith("up to date")}
-    assert changed == {"snapshot", "codegen", "invoke"}, proc.stdout
-    assert "recipe.build.script" in proc.stdout  # the snapshot's rendered steps hold the list
-    assert {"link", "runtime_root", "build_cpython", "packages:numpy"} <= set(verdicts)
+    back = doit_ran("invoke")  # the old snapshot comes back from the cache
+    assert {task: what for task, what in back.items() if what != "up to date"} == {
+        "snapshot": "restored", "codegen": "restored", "invoke": "restored"}, back
