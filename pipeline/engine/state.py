@@ -36,9 +36,9 @@ def make_manifest(top: Path) -> Manifest:
 
 def manifest_problem(top: Path, manifest: Manifest, verify: bool) -> str | None:
     """Why `top` no longer matches `manifest`, or None when it does."""
-    base = str(top)
+    base = str(top) + "/"  # plain concatenation: this loop stats every output file on every no-op
     for rel, entry in manifest.items():
-        path = os.path.join(base, rel)
+        path = base + rel
         try:
             st = os.lstat(path)
         except FileNotFoundError:
