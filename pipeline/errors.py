@@ -11,7 +11,8 @@ tool and `doit` load errors:
     0    success
     1    a build step, self-test or guest program failed (its log or traceback says why)
     2    bad input: recipe, config, argument, missing file (one `error:` line)
-    3    machine code missing or stale for this wasmtime: run `doit codegen`
+    3    machine code missing or stale for this wasmtime, or a snapshot made from another
+         python.wasm: run `doit codegen`
     124  a guest exceeded its time limit
     125  a guest trapped (or could not be instantiated)
 """

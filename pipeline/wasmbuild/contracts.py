@@ -12,6 +12,8 @@ Each has a schema version, one writer and one reader (`Contract.write`/`read`, o
     $WORK/cross.jsonl              CompileEvent,   crosscc (appends)        crosscc, pypackage
                                    ExtensionEvent
     runtime_root/manifest.json     RuntimeManifest bundle                   tests, whoever ships the root
+    snapshot/snapshot.json         SnapshotInfo    snapshot                 invoke (runtime/guest.py)
+                                   (in snapshot_contract.py: see there why)
 
 Two more, which the engine writes and the tools here read, live in the engine (it imports
 no other layer): `BuildContext` ($RECIPE_JSON: the rendered `Recipe` itself, the toolchain,
