@@ -117,17 +117,6 @@ def log_to_stderr(line: str) -> None:
         sys.stderr.flush()
 
 
-def start_thread(target: Callable[[], None], name: str) -> threading.Thread:
-    """A daemon thread with the host stack a wasm guest needs (FIELD-NOTES: stack)."""
-    previous = threading.stack_size(wasm.HOST_THREAD_STACK)
-    try:
-        thread = threading.Thread(target=target, name=name, daemon=True)
-        thread.start()
-    finally:
-        threading.stack_size(previous)
-    return thread
-
-
 def store_address(store: wasmtime.Store | wasmtime.Caller) -> int:
     """The address of a Store's context, which a Caller from that Store shares (wasmtime-py
     has no public Caller -> Store link; Store.data would intern a value per call)."""
@@ -195,9 +184,9 @@ class FaasmHost:
 
     def __enter__(self) -> FaasmHost:
         for index in range(max(1, self.limits.max_concurrency)):
-            self._workers.append(start_thread(self._work, f"faasm-worker-{index}"))
+            self._workers.append(wasm.start_guest_thread(self._work, f"faasm-worker-{index}"))
         if self.limits.timeout_s is not None:
-            self._workers.append(start_thread(self._tick, "faasm-epoch"))
+            self._workers.append(wasm.start_guest_thread(self._tick, "faasm-epoch"))
         return self
 
     def __exit__(self, *_exc: object) -> None:
@@ -234,7 +223,7 @@ class FaasmHost:
         call = Call(0, entry, input_bytes, stdin, state="running")
         with self._lock:
             self._calls[0] = call
-        start_thread(lambda: self._run(call), "faasm-main").join()
+        wasm.start_guest_thread(lambda: self._run(call), "faasm-main").join()
         return call
 
     def calls(self) -> list[Call]:
@@ -340,27 +329,18 @@ class FaasmHost:
 
     def _start(self, store: wasmtime.Store, call: Call) -> tuple[int, Failure | None, str]:
         try:
-            linker = self._linker(call)
             with self._bound(store, call):
-                instance = linker.instantiate(store, self.module)
-                start = instance.exports(store).get(self.guest.export)
-                if not isinstance(start, wasmtime.Func):
-                    return ExitCode.TRAP, "trap", f"{call.label}: module does not export {self.guest.export}"
-                returned = start(store)
-            if isinstance(returned, int):  # an export that returns its exit code
-                return returned, None, ""
-        except wasmtime.ExitTrap as exc:
-            return exc.code, None, ""
-        except wasmtime.Trap as exc:
-            if exc.trap_code == wasmtime.TrapCode.INTERRUPT and self.limits.timeout_s is not None:
-                limit = self.limits.timeout_s
-                return ExitCode.TIME_LIMIT, "timeout", f"{call.label} exceeded its time limit of {limit} s"
-            return ExitCode.TRAP, "trap", f"{call.label} trapped: {exc}"
-        except wasmtime.WasmtimeError as exc:
+                code = wasm.run_export(self._linker(call), store, self.module, self.guest.export,
+                                       self.limits.timeout_s)
+        except wasm.TimeLimitExceeded:
+            return ExitCode.TIME_LIMIT, "timeout", f"{call.label} exceeded its time limit of {self.limits.timeout_s} s"
+        except wasm.GuestError as exc:
             limit = self.limits.memory_bytes
             hint = f" (memory limit {limit / wasm.MIB:g} MiB)" if limit is not None else ""
             return ExitCode.TRAP, "trap", f"{call.label} failed{hint}: {exc}"
-        return 0, None, ""
+        except wasm.WasmTrap as exc:
+            return ExitCode.TRAP, "trap", f"{call.label} trapped: {exc}"
+        return code, None, ""
 
     # -- the host functions --------------------------------------------------------
 

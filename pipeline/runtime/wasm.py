@@ -284,27 +284,51 @@ def _execute(module: wasmtime.Module, engine: wasmtime.Engine, run: WasiRun) -> 
     linker = wasmtime.Linker(engine)
     linker.define_wasi()
     define_missing_host(linker, module)
+    return run_export(linker, store, module, "_start", run.timeout_s, run.fuel)
+
+
+class GuestError(WasmTrap):
+    """The module could not be linked or instantiated, or a host limit refused it (not a trap)."""
+
+
+def run_export(
+    linker: wasmtime.Linker, store: wasmtime.Store, module: wasmtime.Module, export: str,
+    timeout_s: float | None = None, fuel: int | None = None,
+) -> int:
+    """Instantiate `module` and call `export`: the one way every runner starts a guest.
+
+    The exit code: proc_exit's, or the int the export returns, else 0. A trap raises
+    TimeLimitExceeded (the epoch deadline, when a time limit is set), WasmTrap (fuel
+    exhausted, any other trap) or GuestError (linking, instantiation, resource limits).
+    """
     try:
         instance = linker.instantiate(store, module)
-        start = instance.exports(store).get("_start")
+        start = instance.exports(store).get(export)
         if not isinstance(start, wasmtime.Func):
-            raise WasmTrap("module does not export a _start function")
-        start(store)
+            raise GuestError(f"module does not export a {export} function")
+        returned = start(store)
     except wasmtime.ExitTrap as exc:
         return exc.code
     except wasmtime.Trap as exc:
-        if exc.trap_code == wasmtime.TrapCode.INTERRUPT and run.timeout_s is not None:
-            raise TimeLimitExceeded(
-                f"time limit exceeded: guest ran longer than {run.timeout_s} s"
-            ) from None
+        if exc.trap_code == wasmtime.TrapCode.INTERRUPT and timeout_s is not None:
+            raise TimeLimitExceeded(f"time limit exceeded: guest ran longer than {timeout_s} s") from None
         if exc.trap_code == wasmtime.TrapCode.OUT_OF_FUEL:
-            raise WasmTrap(
-                f"fuel exhausted: guest used more than {run.fuel} units"
-            ) from None
+            raise WasmTrap(f"fuel exhausted: guest used more than {fuel} units") from None
         raise WasmTrap(f"wasm trap: {exc}") from None
     except wasmtime.WasmtimeError as exc:
-        raise WasmTrap(f"wasm error: {exc}") from None
-    return 0
+        raise GuestError(f"wasm error: {exc}") from None
+    return returned if isinstance(returned, int) else 0
+
+
+def start_guest_thread(target: Callable[[], None], name: str, stack: int = HOST_THREAD_STACK) -> threading.Thread:
+    """A daemon thread with the host stack a wasm guest needs (deep recursion; FIELD-NOTES: stack)."""
+    previous = threading.stack_size(stack)
+    try:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+    finally:
+        threading.stack_size(previous)
+    return thread
 
 
 def run_wasi(module: wasmtime.Module, engine: wasmtime.Engine, run: WasiRun) -> int:
@@ -330,12 +354,7 @@ def run_wasi(module: wasmtime.Module, engine: wasmtime.Engine, run: WasiRun) -> 
         except BaseException as exc:
             outcome.append(exc)
 
-    previous = threading.stack_size(max(HOST_THREAD_STACK, 4 * run.max_wasm_stack))
-    try:
-        worker = threading.Thread(target=target, name="wasi-guest", daemon=True)
-        worker.start()
-    finally:
-        threading.stack_size(previous)
+    worker = start_guest_thread(target, "wasi-guest", max(HOST_THREAD_STACK, 4 * run.max_wasm_stack))
     timer = None
     if run.timeout_s is not None:
         timer = threading.Timer(run.timeout_s, engine.increment_epoch)
