@@ -20,14 +20,13 @@ import shutil
 import time
 import urllib.error
 import urllib.request
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
 from ..errors import ExitCode, PipelineError
-from ..files import read_json, write_json_atomic
+from ..files import read_json, write_atomic, write_json_atomic
 from .cache import ArtifactCache, remove_dead_writers_temps
 from .config import remote_url
 from .faults import fault_point
@@ -92,16 +91,10 @@ class FileStore:
         return (self.root / name).is_file()
 
     def put(self, name: str, data: bytes) -> None:
-        target = self.root / name
-        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")  # unique per writer
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_bytes(data)
-            os.replace(tmp, target)  # concurrent writers: each rename puts a whole file
+        try:  # concurrent writers: each has its own temp file, each rename puts a whole file
+            write_atomic(self.root / name, data)
         except OSError as exc:
             raise RemoteError(f"write {name}: {exc}") from None
-        finally:
-            tmp.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import re
 import shutil
 import sys
@@ -30,7 +29,7 @@ import wasmtime
 
 from ..arguments import OneLineArgumentParser
 from ..errors import ExitCode, PipelineError, report_error
-from ..files import sha256_file
+from ..files import sha256_file, write_atomic
 from ..paths import CODEGEN_TASK, Paths
 from . import faasm_host, wasm
 from .guest import GUEST_ENV, SNAPSHOT_INFO, SNAPSHOT_TASK, read_snapshot_info
@@ -163,16 +162,7 @@ def upload(store: Path, user: str, func: str, source: Path, guest: tuple[int, in
     """Copy source into the store as the function's function.py (atomically)."""
     check_function_file(source, guest)
     dest_dir = function_dir(store, user, func)
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix=".upload.", suffix=".tmp")
-    os.close(fd)
-    try:
-        shutil.copyfile(source, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dest_dir / FUNCTION_FILE)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(dest_dir / FUNCTION_FILE, source.read_bytes())
     return dest_dir / FUNCTION_FILE
 
 
