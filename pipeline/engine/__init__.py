@@ -16,10 +16,12 @@ It knows nothing of WebAssembly. Modules, in the order data flows through them:
     cache     local content-addressed artifact cache; remote: shared caches
     sources   fetch, verify, extract, patch
     builders  the few builders (shell, autotools, python-package)
+    context   the build context it hands Python builders ($RECIPE_JSON); contract: their base
     runner    one task: restore or build atomically, self-test, record
     supervisor one per build step: the step, and all it starts, end with the runner
     faults    test-only fault points where the fault-injection harness kills a run
-    tasks     doit task dicts; reporter: progress lines; explain: why a task would run
+    tasks     doit task dicts; reporter: progress lines; explain: why a task would run;
+              picture: the graph as DOT/SVG, each node with its state
     project   the loaded project (config, recipes, graph, keys); lock: one run at a time
     memo      the no-op path: the last run's graph and keys while nothing they came from changed
     provision apt: pinned packages, deb-src entries

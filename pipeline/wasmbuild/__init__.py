@@ -10,6 +10,8 @@
     link       python.wasm relinked with every package's extensions as built-in modules
     bundle     the runtime root: python.wasm, stdlib, site-packages, functions, manifest, tarball
     codegen    ahead-of-time machine code for every .wasm of a runtime root
+    exports    the snapshot's C exports (init, run one call), compiled for the link step
+    snapshot   the pre-initialized interpreter: `wasmtime wizer` over the runtime's python.wasm
     guesttests the parallel test harness: one python.wasm per test module, then a report
     regrtest   passed/failed/skipped per test module from JUnit reports
     mkpkg      a package recipe from PyPI metadata
