@@ -73,7 +73,7 @@ def by_hand(root: Path, env: dict[str, str]) -> dict[str, float]:
 
     os.environ.update(env)
     engine = load_engine(root)
-    tc = describe_toolchain(engine.config, sysroot_path(engine.paths, engine.config))
+    tc = describe_toolchain(engine.config, sysroot_path(engine.paths, engine.config), engine.paths.root)
     times: dict[str, float] = {}
     for task in engine.graph.order:
         if task not in engine.graph.closure("build_cpython"):

@@ -188,6 +188,19 @@ def cmd_result(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_repro(args: argparse.Namespace) -> int:
+    from .engine.project import load_engine
+    from .engine.repro import repro
+
+    engine = load_engine(args.root)
+    unknown = [t for t in args.tasks if t not in engine.graph.nodes]
+    if unknown:
+        raise PipelineError(f"unknown task {unknown[0]!r}; known: {' '.join(engine.graph.order)}")
+    same, lines = repro(engine, args.tasks, twice=args.twice, keep=args.keep)
+    print("\n".join(lines))
+    return 0 if same else 1
+
+
 def cmd_invoke(args: argparse.Namespace) -> int:
     from .runtime.invoke import main as invoke_main
 
@@ -257,6 +270,15 @@ def make_parser(prog: str = "python -m pipeline") -> argparse.ArgumentParser:
     result.add_argument("--invoke-task", default="invoke", help="the task that ran hello (default: %(default)s)")
     result.set_defaults(func=cmd_result)
 
+    repro = sub.add_parser(
+        "repro", help="build tasks again in a copy at another path with an empty cache; compare every output file",
+        description="Build TASKs (and what they depend on) again in a copy of the checkout at another path, "
+                    "with its own empty cache and no remote, and compare every output file with this "
+                    "checkout's build (or, with --twice, with a second fresh copy). Exit 1 if any differs.")
+    repro.add_argument("tasks", nargs="+", metavar="TASK")
+    repro.add_argument("--twice", action="store_true", help="build both sides fresh (two cold builds)")
+    repro.add_argument("--keep", action="store_true", help="keep the temporary copies (their path is printed)")
+    repro.set_defaults(func=cmd_repro)
     invoke = sub.add_parser(
         "invoke", add_help=False, help="upload and run functions on the built runtime (`pywasm invoke --help`)",
         description="Everything after `invoke` goes to pipeline.runtime.invoke (upload, run).",

@@ -19,6 +19,8 @@ import pytest
 import yaml
 from conftest import REPO, BuiltChain, checkout_env, doit_in
 
+from pipeline.engine.outputs import path_leaks
+from pipeline.engine.project import load_engine
 from pipeline.engine.toolchain import Toolchain
 from pipeline.paths import task_slug
 from pipeline.wasmbuild.contracts import ExtensionList
@@ -228,6 +230,21 @@ def test_switching_malloc_rebuilds_malloc_and_downstream_only(built_chain: Built
     assert config.read_text() == real_config
 
 
+def test_no_output_of_the_chain_holds_the_checkouts_path(built_chain: BuiltChain) -> None:
+    """Every task output is relocatable: not the checkout's, the build dir's or the cache's path
+    in any file (declared `unreproducible:` files aside), python.wasm and numpy included."""
+    engine = load_engine(REPO)
+    checked = 0
+    for task in engine.graph.order:
+        out = engine.paths.output_dir(task)
+        if not out.is_dir():
+            continue  # not part of what the e2e chain builds
+        leaks = path_leaks(out, [REPO, REPO.resolve(), built_chain.cache], engine.rendered[task].unreproducible)
+        assert leaks == [], f"{task}: {leaks[:5]}"
+        checked += 1
+    assert checked >= 15 and (BUILD / "link/python.wasm").is_file()
+
+
 def test_cpp_extension_builds_links_and_runs(built_chain: BuiltChain, tmp_path: Path) -> None:
     """The C++ path: clang++ for wasm32, libc++/libc++abi, a built-in module that works."""
     proc = doit("packages:cxxdemo")
@@ -239,7 +256,8 @@ def test_cpp_extension_builds_links_and_runs(built_chain: BuiltChain, tmp_path: 
     toolchain = Toolchain.read(BUILD / "toolchain/toolchain.json").model_dump()
     wasm = tmp_path / "python.wasm"
     subprocess.run([sys.executable, "-m", "pipeline.wasmbuild.link", "--cpython", str(BUILD / "build_cpython"),
-                    "--package", str(BUILD / "packages/cxxdemo"), "--cc", toolchain["cc"], "--nm", toolchain["nm"],
+                    "--package", str(BUILD / "packages/cxxdemo"),
+                    "--cc", str(BUILD / "toolchain/bin/wasm32-wasi-cc"), "--nm", toolchain["nm"],
                     "--libcxx-lib", toolchain["libcxx_lib"],
                     "--work", str(tmp_path / "link"), "-o", str(wasm)], cwd=REPO, check=True, capture_output=True)
     run = subprocess.run(

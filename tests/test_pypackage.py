@@ -44,6 +44,5 @@ def test_the_package_builder_reads_what_the_engine_wrote(tmp_path: Path, monkeyp
     wrapper = Path(env["CC"])
     assert wrapper.name == "wasm32-wasi-cc" and "-m pipeline.wasmbuild.crosscc cc" in wrapper.read_text()
     assert f"PYTHONPATH={shlex.quote(str(REPO))} exec " in wrapper.read_text(), "the checkout holding pipeline/"
-    cross_file = pypackage.fill_template(pypackage.meson_cross_template(), ctx.toolchain, tmp_path / "bin",
-                                         tmp_path / "meson-cross.ini")
-    assert f"c = ['{tmp_path}/bin/wasm32-wasi-cc']" in cross_file.read_text()
+    cross_file = pypackage.meson_cross_file(ctx, tmp_path).read_text()
+    assert f"bin = '{tmp_path}/bin'" in cross_file and "c = [bin / 'wasm32-wasi-cc']" in cross_file

@@ -232,9 +232,10 @@ def check_environment(config: ProjectConfig) -> None:
         raise PipelineError(f"${READONLY_ENV}: {readonly!r} must be 1 (fetch only) or 0")
 
 
-def describe_toolchain(config: ProjectConfig, sysroot: Path | str) -> Toolchain:
-    """The cross tools for the configured target and LLVM version (templates see it as `tc`)."""
-    return Toolchain.derive(config.target, config.llvm_version, sysroot)
+def describe_toolchain(config: ProjectConfig, sysroot: Path | str, source_root: Path | str = "") -> Toolchain:
+    """The cross tools for the configured target and LLVM version (templates see it as `tc`);
+    with `source_root`, compiles map the checkout's path away (relocatable outputs)."""
+    return Toolchain.derive(config.target, config.llvm_version, sysroot, source_root)
 
 
 def project_paths(root: Path, config: ProjectConfig) -> Paths:

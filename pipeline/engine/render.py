@@ -88,7 +88,7 @@ def template_context(
     return {
         "config": config.model_dump(),
         "target": config.target,
-        "tc": describe_toolchain(config, sysroot).template_vars(),
+        "tc": describe_toolchain(config, sysroot, paths.root).template_vars(),
         "sysroot": sysroot,
         "deps": deps,
         "packages": packages,  # every package recipe this task depends on, transitively

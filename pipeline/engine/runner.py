@@ -25,6 +25,7 @@ from .builders import build_script, test_script
 from .config import describe_toolchain
 from .context import BuildContext, source_digest
 from .faults import fault_point
+from .outputs import path_leaks
 from .project import Engine
 from .remote import Transfer
 from .render import sysroot_path
@@ -79,7 +80,7 @@ def write_recipe_json(engine: Engine, task: str, work: Path) -> Path:
                       if engine.graph.nodes[dep].is_package],
         cpython=str(paths.output_dir(config.cpython_recipe)),
         build_python=str(paths.output_dir(config.build_python_recipe)),
-        toolchain=describe_toolchain(config, sysroot_path(paths, config)),
+        toolchain=describe_toolchain(config, sysroot_path(paths, config), paths.root),
         source_sha256=source_digest(engine.keys.inputs(task)["source"]),
     )
     return context.write(work / "recipe.json")
@@ -137,13 +138,26 @@ def build_into(engine: Engine, task: str, at: Places) -> None:
         src = unpack_source(found, at.work, recipe.source.extract_dir)
         apply_patches(src, [entry.folder / p for p in recipe.source.patches], at.log)
     at.staging.mkdir(parents=True)
-    tc = describe_toolchain(engine.config, sysroot_path(engine.paths, engine.config))
+    tc = describe_toolchain(engine.config, sysroot_path(engine.paths, engine.config), engine.paths.root)
     script = build_script(entry.builder, recipe, tc)
     env = step_env(engine, task, at.staging, at.work, src)
     code = run_bash(script, src or at.work, env, at.log, "build", engine.paths.step_record(task))
     if code != 0:
         raise StepFailed(task, f"build step exited with {code}{disk_full_hint(at.staging)}", at.log)
     check_outputs(task, recipe.outputs, at.staging)
+    check_relocatable(engine, task, at)
+
+
+def check_relocatable(engine: Engine, task: str, at: Places) -> None:
+    """Keys are path-independent, so outputs must be too: refuse one that holds the checkout's
+    or the cache's absolute path (it would point into another tree once restored there)."""
+    places = [engine.paths.root, engine.paths.cache]
+    leaks = path_leaks(at.staging, places, engine.rendered[task].unreproducible)
+    if leaks:
+        shown = ", ".join(leaks[:3]) + (f" (+{len(leaks) - 3} more)" if len(leaks) > 3 else "")
+        raise StepFailed(task, f"outputs hold this checkout's or the cache's path, so they are not relocatable: "
+                               f"{shown}; map it away in the step (docs/design.md, 'Relocatable outputs'), "
+                               f"or declare the files under `unreproducible:`", at.log)
 
 
 def discard(tree: Path, trash: Path) -> None:

@@ -154,6 +154,9 @@ class Recipe(Spec):
     requirements: Requirements = Requirements()
     build: Build = Build()
     outputs: list[str] = []
+    # Output files (globs) that may differ between two builds of the same inputs, e.g. test
+    # reports with timings: left out of `pipeline repro` and of the relocatability check.
+    unreproducible: list[str] = []
     test: Test = Test()
     about: About = About()
     extra: dict[str, Any] = {}

@@ -34,9 +34,13 @@ class Toolchain(Contract):
     fingerprint_tools: str  # their version strings enter every downstream key
 
     @classmethod
-    def derive(cls, target: str, llvm_version: str, sysroot: Path | str) -> Toolchain:
+    def derive(cls, target: str, llvm_version: str, sysroot: Path | str, source_root: Path | str = "") -> Toolchain:
+        """`source_root`: the checkout; compiles map it to `.` in `__FILE__`, debug info and
+        macros (-ffile-prefix-map), so no output holds the checkout's path."""
         v = llvm_version
         base = f"--target={target} --sysroot={sysroot}"
+        if source_root:
+            base += f" -ffile-prefix-map={source_root}=."
         return cls(
             target=target,
             llvm_version=v,

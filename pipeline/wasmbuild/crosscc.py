@@ -4,6 +4,8 @@ Build backends (setuptools, ...) run under the native build-python and believe
 they build shared libraries for it. With CC/CXX/LDSHARED pointing here:
 - `cc`/`c++` drop host-only flags (-fPIC: no dylink here) and run the wasm compiler,
   logging each compile so it can be replayed;
+- `cython` runs the real Cython from the checkout's root, so that the source paths it
+  writes into its C (tracebacks, code objects) are checkout-relative, not absolute;
 - `ldshared` writes a static archive where the `.so` was expected. WASI has no
   dlopen: the `link` step puts these archives into python.wasm as built-ins.
   Its init symbol is renamed to a name unique to the dotted module name (two
@@ -130,12 +132,45 @@ def link_step(settings: CrossSettings, args: list[str], linker: str = "ldshared"
     return code
 
 
+CYTHON_PATH_OPTIONS = frozenset({"-o", "--output-file", "-I", "--include-dir"})
+
+
+def is_stand_in(program: Path) -> bool:
+    with open(program, "rb") as handle:
+        return b"pipeline.wasmbuild.crosscc" in handle.read(4096)
+
+
+def cython_step(args: list[str], root: str) -> int:
+    """Cython names a source by its path relative to Cython's working directory when the source
+    lies under it, else by its absolute path: run it from the checkout, with every path argument
+    made absolute first (the -ffile-prefix-map of Cython)."""
+    here = os.getcwd()
+    absolute: list[str] = []
+    path_follows = False
+    for arg in args:
+        if path_follows or (not arg.startswith("-") and os.path.exists(arg)):
+            arg = os.path.join(here, arg)
+        elif arg.startswith("-I") and len(arg) > 2:
+            arg = "-I" + os.path.join(here, arg[2:])
+        path_follows = arg in CYTHON_PATH_OPTIONS
+        absolute.append(arg)
+    real = next((str(candidate) for folder in os.environ.get("PATH", "").split(os.pathsep) if folder
+                 for candidate in [Path(folder) / "cython"]
+                 if os.access(candidate, os.X_OK) and not is_stand_in(candidate)), None)
+    if real is None:
+        print("crosscc: no cython on PATH besides this stand-in", file=sys.stderr)
+        return 1
+    return subprocess.run([real, *absolute], cwd=root, check=False).returncode
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] not in ("cc", "c++", "ldshared"):
-        print("usage: python -m pipeline.wasmbuild.crosscc cc|c++|ldshared ARGS...", file=sys.stderr)
+    if not args or args[0] not in ("cc", "c++", "ldshared", "cython"):
+        print("usage: python -m pipeline.wasmbuild.crosscc cc|c++|ldshared|cython ARGS...", file=sys.stderr)
         return 2
     mode, rest = args[0], args[1:]
+    if mode == "cython":
+        return cython_step(rest, os.environ["PROJECT_ROOT"])
     try:
         settings = CrossSettings.from_env()
     except PipelineError as exc:

@@ -23,10 +23,12 @@ from pathlib import Path
 
 from ..engine.context import BuildContext
 from ..errors import PipelineError, report_error
+from ..files import write_atomic
 from .contracts import BuildInfo, Extension, ExtensionList, Provenance
 from .crossargs import CrossSettings, ExtensionEvent, read_events
 from .crosscc import module_name
-from .toolchain import fill_template, write_exec_wrapper
+from .relocate import TOKEN, relocate_wheel
+from .toolchain import TemplatePaths, fill_template, write_exec_wrapper
 
 ARCHIVE_MAGIC = b"!<arch>\n"
 # The checkout holding our `pipeline` package: the compiler wrappers put it on PYTHONPATH.
@@ -48,10 +50,10 @@ def write_wrappers(bin_dir: Path, target: str) -> dict[str, str]:
     cross-file template can point at them.
     """
     return {
-        mode: str(write_exec_wrapper(bin_dir / f"{target}-{mode}",
+        mode: str(write_exec_wrapper(bin_dir / (mode if mode == "cython" else f"{target}-{mode}"),
                                      [sys.executable, "-m", "pipeline.wasmbuild.crosscc", mode],
                                      {"PYTHONPATH": str(CODE_ROOT)}))
-        for mode in ("cc", "c++", "ldshared")
+        for mode in ("cc", "c++", "ldshared", "cython")
     }
 
 
@@ -108,6 +110,19 @@ def cross_env(ctx: BuildContext, info: BuildInfo, work: Path, log: Path) -> dict
     return env
 
 
+def meson_cross_file(ctx: BuildContext, work: Path) -> Path:
+    """The toolchain's meson cross file, naming this build's compiler stand-ins in `work/bin`."""
+    where = TemplatePaths(bin_dir=work / "bin", sysroot=Path(ctx.toolchain.sysroot))
+    return fill_template(meson_cross_template(), ctx.toolchain, where, work / "meson-cross.ini")
+
+
+def meson_cython_file(work: Path) -> Path:
+    """A second cross file: Cython through crosscc's stand-in (it runs Cython from the checkout,
+    so the source paths Cython writes into its C are checkout-relative)."""
+    write_atomic(work / "meson-cython.ini", f"[binaries]\ncython = [{str(work / 'bin' / 'cython')!r}]\n")
+    return work / "meson-cython.ini"
+
+
 def build_wheel(src: Path, work: Path, ctx: BuildContext, info: BuildInfo, log: Path) -> Path:
     dist = work / "dist"
     interpreter = Path(ctx.build_python) / "bin" / info.interpreter
@@ -117,8 +132,9 @@ def build_wheel(src: Path, work: Path, ctx: BuildContext, info: BuildInfo, log: 
     if uses_meson(src):
         # meson-python: cross-compile with the toolchain's cross file (recipes may add
         # their own after it) in a known build dir, so module paths are predictable.
-        cross = fill_template(meson_cross_template(), ctx.toolchain, work / "bin", work / "meson-cross.ini")
-        settings[:0] = [f"setup-args=--cross-file={cross}", f"build-dir={work / 'meson-build'}"]
+        cross, cython = meson_cross_file(ctx, work), meson_cython_file(work)
+        settings[:0] = [f"setup-args=--cross-file={cross}", f"setup-args=--cross-file={cython}",
+                        f"build-dir={work / 'meson-build'}"]
     argv[5:5] = [f"--config-settings={flag}" for flag in settings]
     print("+", " ".join(argv), flush=True)
     proc = subprocess.run(argv, cwd=src, env=cross_env(ctx, info, work, log), check=False)
@@ -200,6 +216,8 @@ def build() -> None:
     log = work / "cross.jsonl"
     wheels = sorted(src.glob("*.whl"))
     wheel = wheels[0] if wheels else build_wheel(src, work, ctx, info, log)
+    for name in relocate_wheel(wheel, os.environ["PROJECT_ROOT"].encode()):
+        print(f"relocated {name}: the checkout's path became {TOKEN.decode()}")
     install_wheel(wheel, out, info)
     recipe = ctx.recipe
     extensions = collect_extensions(out, log, shlex.split(recipe.build.ldflags)).extensions

@@ -1,27 +1,32 @@
 """The toolchain task's outputs: what later recipes and build systems use of the LLVM toolchain.
 
     python -m pipeline.wasmbuild.toolchain --target wasm32-wasi --llvm-version 19 \\
-        --sysroot build/malloc/sysroot --templates toolchain --out "$OUT" --prefix "$PREFIX"
+        --sysroot build/malloc/sysroot --source-root . --templates toolchain --out "$OUT" --prefix "$PREFIX"
 
-writes into --out:
-    toolchain.json     the `Toolchain` (pipeline/engine/toolchain.py), derived the same way the
-                       engine derives `tc` for templates
+writes into --out, all relocatable (no absolute path of the checkout: a toolchain restored
+from the cache into another checkout uses that checkout's sysroot):
+    toolchain.json     the `Toolchain` (pipeline/engine/toolchain.py) with its sysroot relative to
+                       this file's folder (e.g. `../malloc/sysroot`)
     versions.txt       the compilers' own version lines
-    bin/<target>-cc, bin/<target>-c++   one-executable wrappers (meson and cmake want one)
-    <name>             every <name>.in of --templates with this target's tools filled in
+    bin/<target>-cc, bin/<target>-c++   one-executable wrappers (meson and cmake want one); they
+                       find the sysroot and the checkout (for -ffile-prefix-map) from their own place
+    <name>             every <name>.in of --templates with this target's tools filled in; paths are
+                       relative to the file (meson's @DIRNAME@, cmake's CMAKE_CURRENT_LIST_DIR)
     config.site        --templates/config.site-<target>
 
-The package builder fills the same meson cross file with its own compiler wrappers
-(`fill_template`, one code path).
+The package builder fills the same meson cross file with its own compiler wrappers, by
+absolute path in its work dir (`fill_template`, one code path).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shlex
 import shutil
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..engine.toolchain import Toolchain
@@ -30,21 +35,41 @@ from ..files import write_atomic
 
 TEMPLATE_SUFFIX = ".in"
 PLACEHOLDER = re.compile(r"@[A-Z][A-Z_]*@")
+MESON_CONSTANTS = frozenset({"@DIRNAME@", "@GLOBAL_SOURCE_ROOT@"})  # meson's own, left for meson
 EXEC_MODE = 0o755
 
 
-def placeholders(tc: Toolchain, bin_dir: Path) -> dict[str, str]:
-    """What the `@NAME@`s of a cross-file template stand for; @BIN@ holds `<target>-cc` and `-c++`."""
-    return {"@TARGET@": tc.target, "@SYSROOT@": tc.sysroot, "@BIN@": str(bin_dir), "@AR@": tc.ar,
-            "@NM@": tc.nm, "@RANLIB@": tc.ranlib, "@STRIP@": tc.strip}
+@dataclass(frozen=True)
+class TemplatePaths:
+    """Where a cross file says the wrappers and the sysroot are: absolute, or (`relative_to`
+    the file's final folder) in the file format's own "from here" form."""
+
+    bin_dir: Path
+    sysroot: Path
+    relative_to: Path | None = None
+
+    def value(self, path: Path, template: Path) -> str:
+        meson = template.name.endswith(".ini" + TEMPLATE_SUFFIX)
+        if self.relative_to is None:
+            return repr(str(path)) if meson else str(path)
+        rel = os.path.relpath(path, self.relative_to)
+        return f"'@DIRNAME@' / {rel!r}" if meson else "${CMAKE_CURRENT_LIST_DIR}/" + rel
 
 
-def fill_template(template: Path, tc: Toolchain, bin_dir: Path, dest: Path) -> Path:
+def placeholders(tc: Toolchain, where: TemplatePaths, template: Path) -> dict[str, str]:
+    """What the `@NAME@`s of a cross-file template stand for; @BIN@ holds `<target>-cc` and `-c++`.
+    @BIN@ and @SYSROOT@ are path expressions of the file's format (quoted strings in meson)."""
+    return {"@TARGET@": tc.target, "@SYSROOT@": where.value(where.sysroot, template),
+            "@BIN@": where.value(where.bin_dir, template), "@AR@": tc.ar, "@NM@": tc.nm, "@RANLIB@": tc.ranlib,
+            "@STRIP@": tc.strip}
+
+
+def fill_template(template: Path, tc: Toolchain, where: TemplatePaths, dest: Path) -> Path:
     """A cross file from its template; a placeholder left unfilled is an error, not a silent bug."""
     text = template.read_text()
-    for placeholder, value in placeholders(tc, bin_dir).items():
+    for placeholder, value in placeholders(tc, where, template).items():
         text = text.replace(placeholder, value)
-    leftover = sorted(set(PLACEHOLDER.findall(text)))
+    leftover = sorted(set(PLACEHOLDER.findall(text)) - MESON_CONSTANTS)
     if leftover:
         raise PipelineError(f"{template}: unknown placeholder(s) {', '.join(leftover)}")
     write_atomic(dest, text)
@@ -58,10 +83,29 @@ def write_exec_wrapper(path: Path, command: list[str], env: dict[str, str] | Non
     return path
 
 
-def compiler_wrappers(tc: Toolchain, bin_dir: Path) -> dict[str, Path]:
-    """`<target>-cc` and `<target>-c++`: the target's compilers as single executables."""
-    return {tool: write_exec_wrapper(bin_dir / f"{tc.target}-{tool}", shlex.split(command))
-            for tool, command in (("cc", tc.cc), ("c++", tc.cxx))}
+# Stand-ins for the paths a wrapper finds at run time (shell words, substituted after quoting).
+HERE_SYSROOT, HERE_ROOT = "/@wrapper-sysroot@", "/@wrapper-root@"
+
+
+def compiler_wrappers(tc_target: str, llvm_version: str, bin_dir: Path, final_bin: Path, sysroot: Path,
+                      source_root: Path) -> dict[str, Path]:
+    """`<target>-cc` and `<target>-c++`: the target's compilers as single executables that find
+    the sysroot and the checkout relative to where they are installed (`final_bin`)."""
+    shape = Toolchain.derive(tc_target, llvm_version, HERE_SYSROOT, HERE_ROOT)
+    finders = (
+        'here=$(CDPATH= cd -- "$(dirname -- "$0")" && pwd -P)\n'
+        f'root=$(CDPATH= cd -- "$here"/{shlex.quote(os.path.relpath(source_root, final_bin))} && pwd -P)\n'
+    )
+    sysroot_words = '"$here"/' + shlex.quote(os.path.relpath(sysroot, final_bin))
+    wrappers = {}
+    for tool, command in (("cc", shape.cc), ("c++", shape.cxx)):
+        line = shlex.join(shlex.split(command))
+        line = line.replace(HERE_SYSROOT, sysroot_words).replace(HERE_ROOT, '"$root"')
+        path = bin_dir / f"{tc_target}-{tool}"
+        write_atomic(path, f"#!/bin/sh\n# {tc_target} {tool}: the sysroot and the checkout are found from this"
+                           f" script's place\n{finders}exec {line} \"$@\"\n", mode=EXEC_MODE)
+        wrappers[tool] = path
+    return wrappers
 
 
 def tool_versions(tc: Toolchain) -> str:
@@ -76,15 +120,19 @@ def tool_versions(tc: Toolchain) -> str:
     return "".join(found)
 
 
-def install(tc: Toolchain, templates: Path, out: Path, prefix: Path) -> list[Path]:
-    """Every output of the toolchain task into `out`; paths inside them name `prefix`, the final place."""
-    written = [tc.write(out / "toolchain.json"), write_atomic_text(out / "versions.txt", tool_versions(tc))]
-    written += compiler_wrappers(tc, out / "bin").values()
+def install(target: str, llvm_version: str, sysroot: Path, source_root: Path, templates: Path, out: Path,
+            prefix: Path) -> list[Path]:
+    """Every output of the toolchain task into `out`; paths inside them are relative to `prefix`,
+    the final place, so the output holds no absolute path of the checkout."""
+    portable = Toolchain.derive(target, llvm_version, os.path.relpath(sysroot, prefix))
+    written = [portable.write(out / "toolchain.json"), write_atomic_text(out / "versions.txt", tool_versions(portable))]
+    written += compiler_wrappers(target, llvm_version, out / "bin", prefix / "bin", sysroot, source_root).values()
+    where = TemplatePaths(bin_dir=prefix / "bin", sysroot=sysroot, relative_to=prefix)
     for template in sorted(templates.glob(f"*{TEMPLATE_SUFFIX}")):
-        written.append(fill_template(template, tc, prefix / "bin", out / template.name.removesuffix(TEMPLATE_SUFFIX)))
-    site = templates / f"config.site-{tc.target}"
+        written.append(fill_template(template, portable, where, out / template.name.removesuffix(TEMPLATE_SUFFIX)))
+    site = templates / f"config.site-{target}"
     if not site.is_file():
-        raise PipelineError(f"{site}: no config.site for target {tc.target}")
+        raise PipelineError(f"{site}: no config.site for target {target}")
     shutil.copyfile(site, out / "config.site")
     written.append(out / "config.site")
     return written
@@ -100,14 +148,16 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--target", required=True, help="the target triple, e.g. wasm32-wasi")
     parser.add_argument("--llvm-version", required=True, help="the major version Debian's tool names carry")
-    parser.add_argument("--sysroot", required=True, help="the target's sysroot (may not exist yet)")
+    parser.add_argument("--sysroot", type=Path, required=True, help="the target's sysroot (may not exist yet)")
+    parser.add_argument("--source-root", type=Path, required=True,
+                        help="the checkout: the wrappers map it to . in what they compile (-ffile-prefix-map)")
     parser.add_argument("--templates", type=Path, required=True, help="the folder of *.in cross-file templates")
     parser.add_argument("--out", type=Path, required=True, help="where to write (the task's staging dir)")
     parser.add_argument("--prefix", type=Path, required=True, help="where --out will finally be")
     args = parser.parse_args(argv)
-    tc = Toolchain.derive(args.target, args.llvm_version, args.sysroot)
     try:
-        written = install(tc, args.templates, args.out, args.prefix)
+        written = install(args.target, args.llvm_version, args.sysroot.absolute(), args.source_root.absolute(),
+                          args.templates, args.out, args.prefix.absolute())
     except PipelineError as exc:
         return report_error(exc)
     print("\n".join(str(path.relative_to(args.out)) for path in written))
