@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlparse
 
 import yaml
-from pydantic import Field, ValidationError, field_validator
+from pydantic import AfterValidator, Field, ValidationError, field_validator
 
 from ..errors import PipelineError, RecipeError
 from ..paths import Paths
@@ -56,6 +56,23 @@ Count = Annotated[int, Field(ge=1, le=1024, strict=True)]
 REMOTE_SCHEMES = ("http", "https", "file", "s3")
 
 
+MIRROR_SCHEMES = ("http", "https", "file")
+
+
+def check_mirror_base(url: str) -> str:
+    """A source mirror's base URL: http(s)://host/... or file:///absolute/dir."""
+    if urlparse(url).scheme not in MIRROR_SCHEMES:
+        raise ValueError(f"{url!r}: a source mirror is http(s):// or file:///absolute/dir "
+                         "(serving <base>/sha256/<hex>)")
+    problem = remote_url_problem(url)
+    if problem:
+        raise ValueError(problem)
+    return url
+
+
+MirrorBase = Annotated[str, AfterValidator(check_mirror_base)]
+
+
 class ProjectConfig(Spec):
     target: str = "wasm32-wasi"
     malloc: Literal["dlmalloc", "mimalloc"] = "dlmalloc"
@@ -76,6 +93,11 @@ class ProjectConfig(Spec):
     runtime_packages: list[str] = []
     # Modules imported into the pre-initialized interpreter snapshot (besides pyfaasm), in order.
     snapshot_preload: list[str] = []
+    # Where a pinned source is looked for when its recipe's url fails, after the PyPI JSON API's
+    # sha256 lookup (README: Sources): base URLs serving <base>/sha256/<hex>, tried in order,
+    # then a local folder holding <file name> or sha256/<hex> (relative to the project root).
+    source_mirrors: list[MirrorBase] = []
+    source_dir: str | None = None
     # The snapshot's frozen hash secret (PYTHONHASHSEED, 1..HASH_SEED_MAX). None: derived from
     # python.wasm's sha256, so reproducible per build but not one constant for every build.
     snapshot_hash_seed: int | None = None
