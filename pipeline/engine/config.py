@@ -238,6 +238,16 @@ def load_config(root: Path) -> ProjectConfig:
 
 
 READONLY_ENV = "PIPELINE_REMOTE_READONLY"
+KEEP_GOING_ENV = "PIPELINE_KEEP_GOING"
+
+
+def keep_going_requested() -> bool:
+    """$PIPELINE_KEEP_GOING=1: load the recipes as a tree, skipping (and listing) those that
+    fail to load and their dependents, instead of failing on the first (project mode)."""
+    value = os.environ.get(KEEP_GOING_ENV, "")
+    if value not in ("", "0", "1"):
+        raise PipelineError(f"${KEEP_GOING_ENV}: {value!r} must be 1 (skip recipes that fail to load) or 0")
+    return value == "1"
 
 
 def check_environment(config: ProjectConfig) -> None:
