@@ -50,15 +50,23 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from .engine.config import keep_going_requested
     from .engine.project import load_engine
 
-    engine = load_engine(args.root)
+    engine = load_engine(args.root, keep_going=args.keep_going or keep_going_requested())
     if args.json:
         graph = engine.graph
         closure = {task: sorted(graph.closure(task)) for task in graph.order}
-        print(json.dumps({"order": list(graph.order), "deps": graph.deps, "closure": closure}, indent=1))
+        print(json.dumps({"order": list(graph.order), "deps": graph.deps, "closure": closure,
+                          "skipped": engine.skipped}, indent=1))
     else:
-        print(f"ok: {len(engine.graph.order)} recipes, order: {' '.join(engine.graph.order)}")
+        for reason in engine.skipped.values():
+            print(f"skipped: {reason}")
+        what = "the rest" if engine.skipped else "ok"
+        print(f"{what}: {len(engine.graph.order)} recipes, order: {' '.join(engine.graph.order)}")
+    if engine.skipped:
+        total = len(engine.skipped) + len(engine.graph.order)
+        raise PipelineError(f"{len(engine.skipped)} of {total} recipes skipped (listed above)")
     return 0
 
 
@@ -218,6 +226,9 @@ def make_parser(prog: str = "python -m pipeline") -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="validate config and every recipe, print the build order")
     check.add_argument("--json", action="store_true", help="print the graph (order, deps, closures) as JSON")
+    check.add_argument("--keep-going", action="store_true",
+                       help="a tree of recipes: list each recipe that fails to load, and its dependents, as "
+                       "skipped, and check the rest ($PIPELINE_KEEP_GOING=1 does the same for doit)")
     check.set_defaults(func=cmd_check)
 
     explain = sub.add_parser("explain", help="say why tasks would run, naming the key inputs that changed")

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlparse
 
 import yaml
-from pydantic import Field, ValidationError, field_validator
+from pydantic import AfterValidator, Field, ValidationError, field_validator
 
 from ..errors import PipelineError, RecipeError
 from ..paths import Paths
@@ -56,6 +56,23 @@ Count = Annotated[int, Field(ge=1, le=1024, strict=True)]
 REMOTE_SCHEMES = ("http", "https", "file", "s3")
 
 
+MIRROR_SCHEMES = ("http", "https", "file")
+
+
+def check_mirror_base(url: str) -> str:
+    """A source mirror's base URL: http(s)://host/... or file:///absolute/dir."""
+    if urlparse(url).scheme not in MIRROR_SCHEMES:
+        raise ValueError(f"{url!r}: a source mirror is http(s):// or file:///absolute/dir "
+                         "(serving <base>/sha256/<hex>)")
+    problem = remote_url_problem(url)
+    if problem:
+        raise ValueError(problem)
+    return url
+
+
+MirrorBase = Annotated[str, AfterValidator(check_mirror_base)]
+
+
 class ProjectConfig(Spec):
     target: str = "wasm32-wasi"
     malloc: Literal["dlmalloc", "mimalloc"] = "dlmalloc"
@@ -76,6 +93,11 @@ class ProjectConfig(Spec):
     runtime_packages: list[str] = []
     # Modules imported into the pre-initialized interpreter snapshot (besides pyfaasm), in order.
     snapshot_preload: list[str] = []
+    # Where a pinned source is looked for when its recipe's url fails, after the PyPI JSON API's
+    # sha256 lookup (README: Sources): base URLs serving <base>/sha256/<hex>, tried in order,
+    # then a local folder holding <file name> or sha256/<hex> (relative to the project root).
+    source_mirrors: list[MirrorBase] = []
+    source_dir: str | None = None
     # The snapshot's frozen hash secret (PYTHONHASHSEED, 1..HASH_SEED_MAX). None: derived from
     # python.wasm's sha256, so reproducible per build but not one constant for every build.
     snapshot_hash_seed: int | None = None
@@ -216,6 +238,16 @@ def load_config(root: Path) -> ProjectConfig:
 
 
 READONLY_ENV = "PIPELINE_REMOTE_READONLY"
+KEEP_GOING_ENV = "PIPELINE_KEEP_GOING"
+
+
+def keep_going_requested() -> bool:
+    """$PIPELINE_KEEP_GOING=1: load the recipes as a tree, skipping (and listing) those that
+    fail to load and their dependents, instead of failing on the first (project mode)."""
+    value = os.environ.get(KEEP_GOING_ENV, "")
+    if value not in ("", "0", "1"):
+        raise PipelineError(f"${KEEP_GOING_ENV}: {value!r} must be 1 (skip recipes that fail to load) or 0")
+    return value == "1"
 
 
 def check_environment(config: ProjectConfig) -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from ..errors import RecipeError
 from .config import ProjectConfig
-from .loader import PACKAGE_GROUP, RecipeFile
+from .loader import PACKAGE_GROUP, RecipeFile, Unloadable
 
 
 @dataclass(frozen=True)
@@ -32,18 +32,20 @@ def resolve_name(nodes: dict[str, RecipeFile], entry: RecipeFile, field: str, na
     raise RecipeError(entry.rel, field, f"unknown dependency {name!r} (no recipe defines it)")
 
 
-def direct_deps(nodes: dict[str, RecipeFile], entry: RecipeFile, config: ProjectConfig) -> tuple[str, ...]:
+def named_deps(entry: RecipeFile, config: ProjectConfig) -> list[tuple[str, str]]:
+    """(field, name) of every dependency a recipe names, the builder's implicit ones included."""
     recipe = entry.recipe
-    found: list[str] = []
     named = [("depends", recipe.depends), ("requirements.host", recipe.requirements.host)]
     if entry.is_package:
         named.append(("requirements.run", recipe.requirements.run))
-    for field, names in named:
-        for index, name in enumerate(names):
-            found.append(resolve_name(nodes, entry, f"{field}[{index}]", name))
+    found = [(f"{field}[{index}]", name) for field, names in named for index, name in enumerate(names)]
     if entry.builder == "python-package":
-        for implicit in (config.cpython_recipe, config.build_python_recipe):
-            found.append(resolve_name(nodes, entry, "build.builder", implicit))
+        found += [("build.builder", implicit) for implicit in (config.cpython_recipe, config.build_python_recipe)]
+    return found
+
+
+def direct_deps(nodes: dict[str, RecipeFile], entry: RecipeFile, config: ProjectConfig) -> tuple[str, ...]:
+    found = [resolve_name(nodes, entry, field, name) for field, name in named_deps(entry, config)]
     if entry.task in found:
         raise RecipeError(entry.rel, "depends", f"{entry.task!r} depends on itself")
     return tuple(dict.fromkeys(found))
@@ -87,3 +89,52 @@ def build_graph(nodes: dict[str, RecipeFile], config: ProjectConfig) -> Graph:
     for task in order:  # dependencies first, so each closure is a union of finished ones
         closures[task] = frozenset({task}.union(*(closures[dep] for dep in deps[task])))
     return Graph(nodes=nodes, deps=deps, order=order, closures=closures)
+
+
+def missing_dependency(kept: dict[str, RecipeFile], everything: dict[str, RecipeFile], entry: RecipeFile,
+                       config: ProjectConfig, unloadable: dict[str, str]) -> str | None:
+    """Why `entry` cannot build with only `kept` recipes (its first missing dependency), or None."""
+    for field, name in named_deps(entry, config):
+        if name in kept or f"{PACKAGE_GROUP}:{name}" in kept:
+            continue
+        task = name if name in everything else f"{PACKAGE_GROUP}:{name}"
+        if task in everything:
+            return f"{entry.rel}: {field}: needs {task}, which is skipped"
+        if name in unloadable:
+            return f"{entry.rel}: {field}: needs {name!r}, whose recipe {unloadable[name]} failed to load"
+        return f"{entry.rel}: {field}: unknown dependency {name!r} (no recipe defines it)"
+    if entry.task in direct_deps(kept, entry, config):
+        return f"{entry.rel}: depends: {entry.task!r} depends on itself"
+    return None
+
+
+def build_tree_graph(nodes: dict[str, RecipeFile], config: ProjectConfig,
+                     failures: list[Unloadable]) -> tuple[Graph, dict[str, str]]:
+    """The graph of what can build when some recipes failed to load (building a tree of recipes).
+
+    A recipe that failed to load, one that names a dependency no loaded recipe defines, one in
+    a dependency cycle, and everything that depends on any of them are skipped. Returns the
+    graph of the rest and {recipe file: the one-line reason it is skipped}.
+    """
+    skipped = {failure.rel: str(failure.error) for failure in failures}
+    unloadable = {failure.name: failure.rel for failure in failures}
+    kept = dict(nodes)
+    while True:
+        dropped = False
+        for task, entry in list(kept.items()):  # a drop may strand dependents met earlier: repeat
+            reason = missing_dependency(kept, nodes, entry, config, unloadable)
+            if reason is not None:
+                skipped[entry.rel] = reason
+                del kept[task]
+                dropped = True
+        if dropped:
+            continue
+        try:
+            topological_order({task: direct_deps(kept, entry, config) for task, entry in kept.items()})
+        except DependencyCycle as cycle:
+            for task in cycle.path:
+                if task in kept:
+                    skipped[kept[task].rel] = f"{kept[task].rel}: depends: dependency cycle: {cycle}"
+                    del kept[task]
+            continue
+        return build_graph(kept, config), skipped

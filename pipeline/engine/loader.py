@@ -28,14 +28,18 @@ class RecipeFile:
         return self.file.parent
 
 
+def yaml_files(folder: Path) -> list[Path]:
+    """`folder/*.yaml` that are files: a Pyodide recipe folder may be named `ruamel.yaml`."""
+    return sorted(path for path in folder.glob("*.yaml") if path.is_file())
+
+
 def find_recipe_files(paths: Paths) -> list[Path]:
     """recipes/*.yaml, recipes/packages/*.yaml and Pyodide's recipes/packages/*/meta.yaml."""
     if not paths.recipes.is_dir():  # not a project (a wrong --root), or a checkout missing its recipes
         raise RecipeError(f"{paths.recipes.name}/", "", f"no such folder in {paths.root}: is this the project root?")
-    top = sorted(paths.recipes.glob("*.yaml"))
     packages = paths.recipes / PACKAGE_GROUP
-    pyodide = sorted(packages.glob("*/meta.yaml"))
-    return top + sorted(packages.glob("*.yaml")) + pyodide
+    pyodide = sorted(packages.glob("*/meta.yaml"))  # any folder name Pyodide allows, dots included
+    return yaml_files(paths.recipes) + yaml_files(packages) + pyodide
 
 
 def check_inside(paths: Paths, rel: str, field: str, target: Path, roots: list[Path]) -> None:
@@ -77,12 +81,33 @@ def load_recipe(paths: Paths, file: Path) -> RecipeFile:
     return entry
 
 
-def load_recipes(paths: Paths) -> dict[str, RecipeFile]:
+@dataclass(frozen=True)
+class Unloadable:
+    """A recipe that failed to load, when loading a tree: reported and skipped, with its dependents."""
+
+    rel: str
+    name: str  # the name its path gives it (`<name>/meta.yaml`, `<name>.yaml`): how dependents name it
+    error: RecipeError
+
+
+def name_from_path(file: Path) -> str:
+    return file.parent.name if file.name == "meta.yaml" else file.stem
+
+
+def load_recipes(paths: Paths, failures: list[Unloadable] | None = None) -> dict[str, RecipeFile]:
+    """Every recipe, validated. The first bad one raises its one-line RecipeError, unless
+    `failures` is given (a tree of recipes): then each bad one is recorded there and left out."""
     entries: dict[str, RecipeFile] = {}
     for file in find_recipe_files(paths):
-        entry = load_recipe(paths, file)
-        if entry.task in entries:
-            other = entries[entry.task].rel
-            raise RecipeError(entry.rel, "package.name", f"duplicate name {entry.recipe.name!r} (also in {other})")
+        try:
+            entry = load_recipe(paths, file)
+            if entry.task in entries:
+                other = entries[entry.task].rel
+                raise RecipeError(entry.rel, "package.name", f"duplicate name {entry.recipe.name!r} (also in {other})")
+        except RecipeError as exc:
+            if failures is None:
+                raise
+            failures.append(Unloadable(str(file.relative_to(paths.root)), name_from_path(file), exc))
+            continue
         entries[entry.task] = entry
     return entries

@@ -6,17 +6,18 @@ beyond memoized, content-derived values and the build-dir lock.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..errors import RecipeError
 from ..paths import Paths
 from .cache import ArtifactCache
 from .config import ProjectConfig, load_config, project_paths, remote_url
-from .graph import Graph, build_graph
+from .graph import Graph, build_graph, build_tree_graph
 from .hashing import StatCache
 from .keys import KeyComputer
-from .loader import PACKAGE_GROUP, find_recipe_files, load_recipes
+from .loader import PACKAGE_GROUP, Unloadable, find_recipe_files, load_recipes
 from .lock import BuildLock
 from .memo import Witness, engine_code_files
 from .render import fact_metadata, host_facts, render_recipe
@@ -39,6 +40,8 @@ class Engine:
     lock: BuildLock
     verify: bool = False
     remote: RemoteCache | None = None
+    # Loaded as a tree (keep_going): recipe file -> why it and its dependents are left out.
+    skipped: dict[str, str] = field(default_factory=dict)
 
     def status(self, task: str) -> Status:
         """Up to date iff the recorded key matches and the output still holds."""
@@ -65,20 +68,53 @@ def open_remote(config: ProjectConfig) -> RemoteCache | None:
     return remote_from(config.remote_cache, config.remote_readonly)
 
 
-def load_engine(root: Path, lock: BuildLock | None = None, witness: Witness | None = None) -> Engine:
+def render_what_renders(paths: Paths, config: ProjectConfig, graph: Graph, host: dict[str, str],
+                        skipped: dict[str, str]) -> tuple[Graph, dict[str, Recipe]]:
+    """Tree mode: a recipe whose templates fail is skipped with its dependents (added to `skipped`)."""
+    rendered: dict[str, Recipe] = {}
+    failed: set[str] = set()
+    for task in graph.order:  # dependencies first
+        entry = graph.nodes[task]
+        broken = sorted(failed & graph.closure(task))
+        if broken:
+            skipped[entry.rel] = f"{entry.rel}: needs {broken[0]}, which is skipped"
+            failed.add(task)
+            continue
+        try:
+            rendered[task] = render_recipe(paths, config, graph, task, host)
+        except RecipeError as exc:
+            skipped[entry.rel] = str(exc)
+            failed.add(task)
+    if not failed:
+        return graph, rendered
+    return build_graph({t: e for t, e in graph.nodes.items() if t not in failed}, config), rendered
+
+
+def load_engine(root: Path, lock: BuildLock | None = None, witness: Witness | None = None,
+                keep_going: bool = False) -> Engine:
     """Validate and render everything up front: bad input fails before any write.
 
     `lock`: the process's one build-dir lock, when the caller already holds one (two
     flocks on one file in one process would wait for each other). `witness`: records
     what the graph and keys are made from, for the no-op memo (engine/memo.py).
+    `keep_going` (building a tree of recipes): a recipe that fails to load is left out
+    with everything that depends on it, and listed in `Engine.skipped`, instead of
+    failing the load (a recipe whose templates fail too). A bad config still fails it.
     """
     root = root.resolve()
     config = load_config(root)
     paths = project_paths(root, config)
-    nodes = load_recipes(paths)
-    graph = build_graph(nodes, config)
+    skipped: dict[str, str] = {}
+    if keep_going:
+        failures: list[Unloadable] = []
+        graph, skipped = build_tree_graph(load_recipes(paths, failures), config, failures)
+    else:
+        graph = build_graph(load_recipes(paths), config)
     host = host_facts()
-    rendered = {task: render_recipe(paths, config, graph, task, host) for task in graph.order}
+    if keep_going:
+        graph, rendered = render_what_renders(paths, config, graph, host, skipped)
+    else:
+        rendered = {task: render_recipe(paths, config, graph, task, host) for task in graph.order}
     if witness is not None:
         witness_project(paths, witness)
     keys = KeyComputer(paths, config, graph, rendered.__getitem__, StatCache(paths.stat_db, witness))
@@ -92,4 +128,5 @@ def load_engine(root: Path, lock: BuildLock | None = None, witness: Witness | No
         lock=lock or BuildLock(paths.lock_file, paths.steps_dir),
         verify=verify_requested(),
         remote=open_remote(config),
+        skipped=skipped,
     )

@@ -29,7 +29,7 @@ from .outputs import path_leaks
 from .project import Engine
 from .remote import Transfer
 from .render import sysroot_path
-from .sources import apply_patches, fetch_source, unpack_source
+from .sources import Served, apply_patches, fetch_source, source_locations, unpack_source
 from .state import UNREADABLE_RECORD, Manifest, clear_state, make_manifest
 
 LOG_TAIL_LINES = 25
@@ -129,12 +129,22 @@ def disk_full_hint(path: Path) -> str:
     return f" (no space left: {free} bytes free on the filesystem of {path})" if free < DISK_NEARLY_FULL else ""
 
 
-def build_into(engine: Engine, task: str, at: Places) -> None:
+def build_into(engine: Engine, task: str, at: Places, notes: list[str]) -> None:
     entry = engine.graph.nodes[task]
     recipe = engine.rendered[task]
     src: Path | None = None
     if recipe.source is not None:
-        found = fetch_source(engine.paths, entry.rel, entry.folder, recipe.source)
+        def served(by: Served) -> None:
+            """The log (and so the progress line) says which location served the source;
+            a recipe whose own url failed also gets a note in the summary."""
+            log_line(at.log, by.describe())
+            if by.is_fallback:
+                notes.append(by.describe())
+
+        config = engine.config
+        locations = source_locations(engine.paths.root, config.source_mirrors, config.source_dir)
+        found = fetch_source(engine.paths, entry.rel, entry.folder, recipe.source,
+                             package=(recipe.name, recipe.version), locations=locations, report=served)
         src = unpack_source(found, at.work, recipe.source.extract_dir)
         apply_patches(src, [entry.folder / p for p in recipe.source.patches], at.log)
     at.staging.mkdir(parents=True)
@@ -276,9 +286,9 @@ def try_restore(engine: Engine, key: str, at: Places, notes: list[str]) -> tuple
     return ("downloaded" if fetched else "restored"), manifest
 
 
-def build_and_install(engine: Engine, task: str, at: Places) -> tuple[Manifest, float]:
+def build_and_install(engine: Engine, task: str, at: Places, notes: list[str]) -> tuple[Manifest, float]:
     """Build into staging, swap in, self-test; on a failed test put the old output back."""
-    build_into(engine, task, at)
+    build_into(engine, task, at, notes)
     manifest = make_manifest(at.staging)
     swap_in(at)
     test_started = time.monotonic()
@@ -333,7 +343,7 @@ def bring_up_to_date(engine: Engine, task: str, started: float, notes: list[str]
         shutil.rmtree(at.work, ignore_errors=True)
         record(engine, task, manifest, outcome, time.monotonic() - started)
         return {"outcome": outcome, "note": "; ".join(notes)}
-    manifest, test_seconds = build_and_install(engine, task, at)
+    manifest, test_seconds = build_and_install(engine, task, at, notes)
     # Stored before the record: a run killed mid-store has no record, so its rerun stores
     # again (and removes the killed store's temporary tree), where after the record it
     # would find the task up to date and the cache would miss the entry for good.

@@ -1,5 +1,13 @@
 """Sources: fetched by package name or URL into a shared cache keyed by sha256,
-verified before any use, and unpacked safely."""
+verified before any use, and unpacked safely.
+
+A source is its content, not its location (Nix's fixed-output fetches). A `url:` source is
+looked for, in order: the sha256-keyed source cache; the recipe's URL; the PyPI JSON API,
+asked for the file with that sha256 (the package named by the URL's path, the recipe or the
+file name); each configured mirror's `<base>/sha256/<hex>`; the configured local source
+folder (`<dir>/<file name>` or `<dir>/sha256/<hex>`). Every byte that arrives is hashed
+on the way in and a file is kept only if its sha256 is the pinned one.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +15,7 @@ import hashlib
 import http.client
 import json
 import os
+import re
 import shutil
 import subprocess
 import tarfile
@@ -16,6 +25,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from ..errors import PipelineError, RecipeError
@@ -26,7 +37,14 @@ from .spec import Source
 
 RETRIES = 4
 RETRY_BACKOFF = 1.0  # seconds before the second try, doubled after each
+# An HTTP status that another try cannot change (408 timeout, 425 too early, 429 too many do).
+PERMANENT_HTTP = frozenset(range(400, 500)) - {408, 425, 429}
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.xz", ".tar.bz2", ".tar", ".zip")
+# PyPI's redirect form, .../packages/source/<l>/<name>/<file> or .../packages/py3/<l>/<name>/<file>
+# (the hashed form, .../packages/ab/cd/<hash>/<file>, does not match: its second part is not one letter).
+REDIRECT_PATH = re.compile(r"/packages/[^/]+/[^/]/(?P<name>[^/]+)/(?P<file>[^/]+)$")
+SDIST_NAME = re.compile(r"^(?P<name>.+?)-(?P<version>\d[^-]*)$")
+MIRROR_LAYOUT = "{base}/sha256/{sha256}"  # Nix's hashed mirrors: the bytes under their sha256
 
 
 def pypi_api_base() -> str:
@@ -48,7 +66,9 @@ def http_get(url: str, dest: Path, backoff: float = RETRY_BACKOFF) -> str:
     early cannot be told from a complete reply: the sha256 check then refuses the file.)
     """
     last: Exception | None = None
+    tries = 0
     for attempt in range(RETRIES):
+        tries += 1
         if attempt:
             time.sleep(backoff * 2 ** (attempt - 1))
         try:
@@ -66,7 +86,9 @@ def http_get(url: str, dest: Path, backoff: float = RETRY_BACKOFF) -> str:
         except (OSError, ValueError, http.client.HTTPException) as exc:
             last = exc
             dest.unlink(missing_ok=True)
-    raise PipelineError(f"download failed after {RETRIES} tries: {url}: {last}")
+            if isinstance(exc, urllib.error.HTTPError) and exc.code in PERMANENT_HTTP:
+                break  # a 404 stays a 404: no point waiting for it
+    raise PipelineError(f"download failed after {tries} {'try' if tries == 1 else 'tries'}: {url}: {last}")
 
 
 def pypi_json(path: str) -> dict | None:
@@ -140,8 +162,173 @@ def fetch_debian(package: str, version: str, tmp_dir: Path) -> list[Path]:
     return sorted(tmp_dir.glob("*.orig.tar.*")) or sorted(tmp_dir.glob("*.tar.*"))
 
 
-def fetch_source(paths: Paths, rel: str, folder: Path, source: Source) -> Path:
-    """The verified source file (or local directory) for a recipe."""
+@dataclass(frozen=True)
+class SourceLocations:
+    """Where a pinned file is looked for once its recipe's URL failed (pipeline.yaml)."""
+
+    pypi_lookup: bool = True  # ask the PyPI JSON API for the file with the pinned sha256
+    mirrors: tuple[str, ...] = ()  # base URLs serving MIRROR_LAYOUT
+    local_dir: Path | None = None  # <dir>/<file name> or <dir>/sha256/<hex>
+
+
+def source_locations(root: Path, mirrors: list[str], source_dir: str | None) -> SourceLocations:
+    """pipeline.yaml's source-mirrors and source-dir (relative to the project root, `~` expanded)."""
+    local = Path(source_dir).expanduser() if source_dir else None
+    if local is not None and not local.is_absolute():
+        local = root / local
+    return SourceLocations(mirrors=tuple(base.rstrip("/") for base in mirrors), local_dir=local)
+
+
+@dataclass(frozen=True)
+class Served:
+    """Which location delivered a source file, and what failed before it did."""
+
+    file: str
+    location: str
+    failed: tuple[str, ...] = ()  # "where: why", one per location tried first
+
+    @property
+    def is_fallback(self) -> bool:
+        return bool(self.failed)
+
+    def describe(self) -> str:
+        text = f"source {self.file}: served by {self.location}"
+        return text + (f" (after: {'; '.join(self.failed)})" if self.failed else "")
+
+
+def one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def url_file_name(url: str) -> str:
+    return urllib.parse.unquote(PurePosixPath(urllib.parse.urlparse(url).path).name) or "download"
+
+
+def name_and_version(file_name: str) -> tuple[str, str] | None:
+    """(distribution name, version) from a wheel's or an sdist's file name, if it is one."""
+    if file_name.endswith(".whl"):
+        parts = file_name.removesuffix(".whl").split("-")
+        return (parts[0], parts[1]) if len(parts) >= 5 else None
+    stem = next((file_name.removesuffix(end) for end in ARCHIVE_SUFFIXES if file_name.endswith(end)), None)
+    found = SDIST_NAME.match(stem) if stem else None
+    return (found["name"], found["version"]) if found else None
+
+
+def pypi_candidates(url: str, package: str | None, version: str | None) -> list[tuple[str, str | None]]:
+    """The (project, version) pairs to ask the JSON API about, most specific first.
+
+    The project comes from PyPI's redirect form of the URL, the file name, or the recipe's
+    package name; the version from the file name, else the recipe's.
+    """
+    file_name = url_file_name(url)
+    parsed = name_and_version(file_name)
+    file_version = parsed[1] if parsed else None
+    redirect = REDIRECT_PATH.search(urllib.parse.urlparse(url).path)
+    names = [redirect["name"] if redirect else None, parsed[0] if parsed else None, package]
+    pairs: list[tuple[str, str | None]] = []
+    for name in dict.fromkeys(n for n in names if n):
+        for pair in ((name, file_version or version), (name, None)):
+            if pair not in pairs:
+                pairs.append(pair)
+    return pairs
+
+
+def find_on_pypi(sha256: str, candidates: list[tuple[str, str | None]]) -> tuple[str | None, str]:
+    """The URL the PyPI JSON API lists for the file with this sha256, or (None, why not)."""
+    asked: list[str] = []
+    answered: set[str] = set()  # projects whose release document answered: it lists that version's files
+    for name, version in candidates:
+        if version is None and name in answered:
+            continue
+        data = pypi_json(f"{name}/{version}/json" if version else f"{name}/json")  # PipelineError: unreachable
+        asked.append(f"{name} {version}" if version else name)
+        if data is None:
+            continue
+        answered.add(name)
+        files = data.get("urls", []) if version else [f for fs in data.get("releases", {}).values() for f in fs]
+        for item in files:
+            if item.get("digests", {}).get("sha256") == sha256:
+                return item["url"], ""
+    return None, f"no file with this sha256 (asked for {', '.join(asked) or 'nothing: no project name'})"
+
+
+def copy_hashing(src: Path, dest: Path) -> str:
+    """Copy a local file, hashing every byte on the way; return its sha256."""
+    digest = hashlib.sha256()
+    with open(src, "rb") as into, open(dest, "wb") as out:
+        while chunk := into.read(1 << 20):
+            digest.update(chunk)
+            out.write(chunk)
+    return digest.hexdigest()
+
+
+def fallback_attempts(
+    sha256: str, url: str, dest: Path, package: tuple[str, str] | None, locations: SourceLocations,
+) -> Iterator[tuple[str, Callable[[], str]]]:
+    """(location, fetch) after the recipe's URL failed, in order; fetch writes `dest` and
+    returns the sha256 of what arrived, or raises PipelineError saying why not."""
+    if locations.pypi_lookup:
+        def from_pypi() -> str:
+            name, version = package or (None, None)
+            found, why = find_on_pypi(sha256, pypi_candidates(url, name, version))
+            if found is None:
+                raise PipelineError(why)
+            return http_get(found, dest)
+        yield "PyPI JSON API (sha256 lookup)", from_pypi
+    for base in locations.mirrors:
+        mirrored = MIRROR_LAYOUT.format(base=base, sha256=sha256)
+        yield f"mirror {base}", lambda mirrored=mirrored: http_get(mirrored, dest)
+    if locations.local_dir is not None:
+        folder = locations.local_dir
+
+        def from_folder() -> str:
+            for candidate in (folder / dest.name, folder / "sha256" / sha256):
+                if candidate.is_file():
+                    got = copy_hashing(candidate, dest)
+                    if got == sha256:
+                        return got
+            raise PipelineError(f"no file {dest.name} or sha256/{sha256} with this sha256")
+        yield f"source-dir {folder}", from_folder
+
+
+def fetch_url(rel: str, source: Source, tmp_dir: Path, package: tuple[str, str] | None,
+              locations: SourceLocations) -> tuple[Path, Served]:
+    """The recipe's URL, then (only if that download failed) the fallbacks, verified."""
+    sha, url = source.sha256 or "", source.url or ""
+    dest = tmp_dir / url_file_name(url)
+    try:
+        got = http_get(url, dest)
+    except PipelineError as exc:
+        first_failure = one_line(exc)
+    else:
+        if got != sha:  # the URL answered with other bytes: the recipe (or upstream) is wrong
+            raise RecipeError(rel, "source.sha256",
+                              f"sha256 mismatch: expected {sha}, got {dest.name} {got} (not kept)")
+        return dest, Served(dest.name, f"the recipe's url {url}")
+    failed = [f"the recipe's url: {first_failure}"]
+    for location, attempt in fallback_attempts(sha, url, dest, package, locations):
+        try:
+            got = attempt()
+        except PipelineError as exc:
+            failed.append(f"{location}: {one_line(exc)}")
+            continue
+        if got == sha:
+            return dest, Served(dest.name, location, tuple(failed))
+        dest.unlink(missing_ok=True)
+        failed.append(f"{location}: sha256 mismatch, got {got} (not kept)")
+    raise RecipeError(rel, "source.url", f"{first_failure}; not found by sha256 elsewhere: {'; '.join(failed[1:])}"
+                      if failed[1:] else first_failure)
+
+
+def fetch_source(paths: Paths, rel: str, folder: Path, source: Source, *, package: tuple[str, str] | None = None,
+                 locations: SourceLocations | None = None,
+                 report: Callable[[Served], None] | None = None) -> Path:
+    """The verified source file (or local directory) for a recipe.
+
+    `package`: the recipe's package name and version, one of the (project, version) pairs a
+    failed URL is looked up by on PyPI. `locations`: pipeline.yaml's mirrors and local folder (default: PyPI only).
+    `report` is told which location served the file.
+    """
     if source.kind == "path":
         return (folder / (source.path or "")).resolve()
     sha = source.sha256 or ""
@@ -149,26 +336,34 @@ def fetch_source(paths: Paths, rel: str, folder: Path, source: Source) -> Path:
     if cached_dir.is_dir():
         for found in cached_dir.iterdir():
             if not found.name.startswith(".") and sha256_file(found) == sha:
+                if report is not None:
+                    report(Served(found.name, "the source cache"))
                 return found
         shutil.rmtree(cached_dir)
     paths.sources.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=paths.sources, prefix=".fetch-") as tmp:
         tmp_dir = Path(tmp)
         if source.kind == "url":
-            candidates = [download_to(source.url or "", tmp_dir)]
-        elif source.kind == "pypi":
-            item = pick_pypi_file(pypi_release(source.pypi or "", source.version), sha)
-            candidates = [download_to(item["url"], tmp_dir)]
+            match, served = fetch_url(rel, source, tmp_dir, package, locations or SourceLocations())
         else:
-            candidates = fetch_debian(source.debian or "", source.version or "", tmp_dir)
-        digests = {path: sha256_file(path) for path in candidates}
-        match = next((path for path, digest in digests.items() if digest == sha), None)
-        if match is None:
-            got = ", ".join(f"{p.name} {d}" for p, d in digests.items()) or "no file"
-            raise RecipeError(rel, "source.sha256", f"sha256 mismatch: expected {sha}, got {got} (not kept)")
+            if source.kind == "pypi":
+                item = pick_pypi_file(pypi_release(source.pypi or "", source.version), sha)
+                candidates = [download_to(item["url"], tmp_dir)]
+                where = "PyPI JSON API"
+            else:
+                candidates = fetch_debian(source.debian or "", source.version or "", tmp_dir)
+                where = "apt-get source"
+            digests = {path: sha256_file(path) for path in candidates}
+            found = next((path for path, digest in digests.items() if digest == sha), None)
+            if found is None:
+                got = ", ".join(f"{p.name} {d}" for p, d in digests.items()) or "no file"
+                raise RecipeError(rel, "source.sha256", f"sha256 mismatch: expected {sha}, got {got} (not kept)")
+            match, served = found, Served(found.name, where)
         cached_dir.mkdir(parents=True, exist_ok=True)
         final = cached_dir / match.name
         os.replace(match, final)
+        if report is not None:
+            report(served)
         return final
 
 

@@ -12,6 +12,7 @@ and pydantic and jinja2 are not imported. Anything else loads the project in ful
 from __future__ import annotations
 
 import atexit
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,9 +49,12 @@ class Session:
 
     def engine(self) -> Engine:
         if self._engine is None:
+            from .config import keep_going_requested
             from .project import load_engine
 
-            self._engine = load_engine(self.root, self.lock, self._witness)
+            self._engine = load_engine(self.root, self.lock, self._witness, keep_going=keep_going_requested())
+            for reason in self._engine.skipped.values():
+                print(f"skipped: {reason}", file=sys.stderr)
             self.paths = self._engine.paths
             forget_memo(self.paths)  # rewritten at exit from what this run computed
             atexit.register(self.save_memo)
@@ -87,6 +91,8 @@ class Session:
         keys = {**(self.memo.keys if self.memo else {}), **engine.keys.computed()}
         if not keys or "missing" in engine.keys.fingerprint().values():
             return  # the toolchain is not installed yet: keys will change once it is
+        if engine.skipped:
+            return  # a partial graph: the next run loads again, and says again what it skips
         memo = Memo(
             order=engine.graph.order, deps=dict(engine.graph.deps),
             docs={task: self.doc(task) for task in engine.graph.order}, keys=keys,
