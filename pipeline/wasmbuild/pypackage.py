@@ -117,8 +117,9 @@ def meson_cross_file(ctx: BuildContext, work: Path) -> Path:
 
 
 def meson_cython_file(work: Path) -> Path:
-    """A second cross file: Cython through crosscc's stand-in (it runs Cython from the checkout,
-    so the source paths Cython writes into its C are checkout-relative)."""
+    """A native file (Cython runs on the build machine, so meson looks for it there): Cython
+    through crosscc's stand-in, which runs it from the checkout, so the source paths Cython
+    writes into its C are checkout-relative."""
     write_atomic(work / "meson-cython.ini", f"[binaries]\ncython = [{str(work / 'bin' / 'cython')!r}]\n")
     return work / "meson-cython.ini"
 
@@ -133,7 +134,7 @@ def build_wheel(src: Path, work: Path, ctx: BuildContext, info: BuildInfo, log: 
         # meson-python: cross-compile with the toolchain's cross file (recipes may add
         # their own after it) in a known build dir, so module paths are predictable.
         cross, cython = meson_cross_file(ctx, work), meson_cython_file(work)
-        settings[:0] = [f"setup-args=--cross-file={cross}", f"setup-args=--cross-file={cython}",
+        settings[:0] = [f"setup-args=--cross-file={cross}", f"setup-args=--native-file={cython}",
                         f"build-dir={work / 'meson-build'}"]
     argv[5:5] = [f"--config-settings={flag}" for flag in settings]
     print("+", " ".join(argv), flush=True)
