@@ -209,6 +209,16 @@ def cmd_repro(args: argparse.Namespace) -> int:
     return 0 if same else 1
 
 
+def cmd_build_recipes(args: argparse.Namespace) -> int:
+    from .engine.treebuild import build_recipes, report_table
+
+    report_file = args.json or args.root.resolve() / "build" / "recipes-report.json"
+    report = build_recipes(args.root, args.tree, args.selection, report_file, dry_run=args.dry_run)
+    print("\n".join(report_table(report)))
+    print(f"report: {report_file}")
+    return 0 if not report.counts()["failed"] or args.keep_going else 1
+
+
 def cmd_invoke(args: argparse.Namespace) -> int:
     from .runtime.invoke import main as invoke_main
 
@@ -290,6 +300,19 @@ def make_parser(prog: str = "python -m pipeline") -> argparse.ArgumentParser:
     repro.add_argument("--twice", action="store_true", help="build both sides fresh (two cold builds)")
     repro.add_argument("--keep", action="store_true", help="keep the temporary copies (their path is printed)")
     repro.set_defaults(func=cmd_repro)
+    trees = sub.add_parser(
+        "build-recipes", help="build a tree of recipes (e.g. Pyodide's packages/) past failures; report each",
+        description="Build the recipes of TREE (folders of <name>/meta.yaml, e.g. Pyodide's packages/), layered "
+                    "after the project's own recipes (ours win by name), going on past failures. Prints "
+                    "built / failed / skipped with a reason for each, and writes the table as JSON.")
+    trees.add_argument("tree", type=Path, metavar="TREE")
+    trees.add_argument("selection", nargs="*", metavar="NAME|tag:T|GLOB",
+                       help="which recipes (default: all); their dependencies come along")
+    trees.add_argument("--json", type=Path, help="where to write the report (default: build/recipes-report.json)")
+    trees.add_argument("--continue", dest="keep_going", action="store_true",
+                       help="exit 0 even if recipes failed (the report says which)")
+    trees.add_argument("--dry-run", action="store_true", help="load and select only; build nothing")
+    trees.set_defaults(func=cmd_build_recipes)
     invoke = sub.add_parser(
         "invoke", add_help=False, help="upload and run functions on the built runtime (`pywasm invoke --help`)",
         description="Everything after `invoke` goes to pipeline.runtime.invoke (upload, run).",

@@ -29,7 +29,7 @@ from .outputs import path_leaks
 from .project import Engine
 from .remote import Transfer
 from .render import sysroot_path
-from .sources import Served, apply_patches, fetch_source, source_locations, unpack_source
+from .sources import Served, add_extras, apply_patches, fetch_source, source_locations, unpack_source
 from .state import UNREADABLE_RECORD, Manifest, clear_state, make_manifest
 
 LOG_TAIL_LINES = 25
@@ -147,6 +147,7 @@ def build_into(engine: Engine, task: str, at: Places, notes: list[str]) -> None:
                              package=(recipe.name, recipe.version), locations=locations, report=served)
         src = unpack_source(found, at.work, recipe.source.extract_dir)
         apply_patches(src, [entry.folder / p for p in recipe.source.patches], at.log)
+        add_extras(src, entry.folder, recipe.source.extras)
     at.staging.mkdir(parents=True)
     tc = describe_toolchain(engine.config, sysroot_path(engine.paths, engine.config), engine.paths.root)
     script = build_script(entry.builder, recipe, tc)
