@@ -12,9 +12,13 @@ import math
 import re
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .arguments import OneLineArgumentParser
 from .errors import PipelineError, report_error
+
+if TYPE_CHECKING:
+    from .engine.project import Engine
 
 SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?\s*$", re.IGNORECASE)
 SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
@@ -33,6 +37,17 @@ def project_root(text: str) -> Path:
     if not root.is_dir():
         raise argparse.ArgumentTypeError(f"{text!r} is not a directory")
     return root
+
+
+def engine_for_tasks(root: Path, tasks: list[str]) -> Engine:
+    """The loaded project, after checking that every named task exists."""
+    from .engine.project import load_engine
+
+    engine = load_engine(root)
+    unknown = [t for t in tasks if t not in engine.graph.nodes]
+    if unknown:
+        raise PipelineError(f"unknown task {unknown[0]!r}; known: {' '.join(engine.graph.order)}")
+    return engine
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
@@ -72,12 +87,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_explain(args: argparse.Namespace) -> int:
     from .engine.explain import explain
-    from .engine.project import load_engine
 
-    engine = load_engine(args.root)
-    unknown = [t for t in args.tasks if t not in engine.graph.nodes]
-    if unknown:
-        raise PipelineError(f"unknown task {unknown[0]!r}; known: {' '.join(engine.graph.order)}")
+    engine = engine_for_tasks(args.root, args.tasks)
     print("\n".join(explain(engine, args.tasks)))
     return 0
 
@@ -147,12 +158,8 @@ def cmd_mkpkg(args: argparse.Namespace) -> int:
 
 def cmd_graph(args: argparse.Namespace) -> int:
     from .engine.picture import graph_dot, render_svg
-    from .engine.project import load_engine
 
-    engine = load_engine(args.root)
-    unknown = [t for t in args.tasks if t not in engine.graph.nodes]
-    if unknown:
-        raise PipelineError(f"unknown task {unknown[0]!r}; known: {' '.join(engine.graph.order)}")
+    engine = engine_for_tasks(args.root, args.tasks)
     text, counts = graph_dot(engine, args.tasks)
     if args.output == "-":
         sys.stdout.write(text)
@@ -197,13 +204,9 @@ def cmd_result(args: argparse.Namespace) -> int:
 
 
 def cmd_repro(args: argparse.Namespace) -> int:
-    from .engine.project import load_engine
     from .engine.repro import repro
 
-    engine = load_engine(args.root)
-    unknown = [t for t in args.tasks if t not in engine.graph.nodes]
-    if unknown:
-        raise PipelineError(f"unknown task {unknown[0]!r}; known: {' '.join(engine.graph.order)}")
+    engine = engine_for_tasks(args.root, args.tasks)
     same, lines = repro(engine, args.tasks, twice=args.twice, keep=args.keep)
     print("\n".join(lines))
     return 0 if same else 1
