@@ -163,10 +163,13 @@ def check_relocatable(engine: Engine, task: str, at: Places) -> None:
     """Keys are path-independent, so outputs must be too: refuse one that holds the checkout's
     or the cache's absolute path (it would point into another tree once restored there)."""
     places = [engine.paths.root, engine.paths.cache]
+    if sys.prefix != sys.base_prefix:  # the host Python's virtualenv (a system prefix like /usr is no machine path)
+        places.append(Path(sys.prefix))
     leaks = path_leaks(at.staging, places, engine.rendered[task].unreproducible)
     if leaks:
         shown = ", ".join(leaks[:3]) + (f" (+{len(leaks) - 3} more)" if len(leaks) > 3 else "")
-        raise StepFailed(task, f"outputs hold this checkout's or the cache's path, so they are not relocatable: "
+        raise StepFailed(task, f"outputs hold this checkout's, the cache's or the host Python's path, so they "
+                               f"are not relocatable: "
                                f"{shown}; map it away in the step (docs/design.md, 'Relocatable outputs'), "
                                f"or declare the files under `unreproducible:`", at.log)
 
