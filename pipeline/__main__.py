@@ -12,9 +12,13 @@ import math
 import re
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .arguments import OneLineArgumentParser
 from .errors import PipelineError, report_error
+
+if TYPE_CHECKING:
+    from .engine.project import Engine
 
 SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?\s*$", re.IGNORECASE)
 SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
@@ -33,6 +37,17 @@ def project_root(text: str) -> Path:
     if not root.is_dir():
         raise argparse.ArgumentTypeError(f"{text!r} is not a directory")
     return root
+
+
+def engine_for_tasks(root: Path, tasks: list[str]) -> Engine:
+    """The loaded project, after checking that every named task exists."""
+    from .engine.project import load_engine
+
+    engine = load_engine(root)
+    unknown = [t for t in tasks if t not in engine.graph.nodes]
+    if unknown:
+        raise PipelineError(f"unknown task {unknown[0]!r}; known: {' '.join(engine.graph.order)}")
+    return engine
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
@@ -72,12 +87,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_explain(args: argparse.Namespace) -> int:
     from .engine.explain import explain
-    from .engine.project import load_engine
 
-    engine = load_engine(args.root)
-    unknown = [t for t in args.tasks if t not in engine.graph.nodes]
-    if unknown:
-        raise PipelineError(f"unknown task {unknown[0]!r}; known: {' '.join(engine.graph.order)}")
+    engine = engine_for_tasks(args.root, args.tasks)
     print("\n".join(explain(engine, args.tasks)))
     return 0
 
@@ -147,12 +158,8 @@ def cmd_mkpkg(args: argparse.Namespace) -> int:
 
 def cmd_graph(args: argparse.Namespace) -> int:
     from .engine.picture import graph_dot, render_svg
-    from .engine.project import load_engine
 
-    engine = load_engine(args.root)
-    unknown = [t for t in args.tasks if t not in engine.graph.nodes]
-    if unknown:
-        raise PipelineError(f"unknown task {unknown[0]!r}; known: {' '.join(engine.graph.order)}")
+    engine = engine_for_tasks(args.root, args.tasks)
     text, counts = graph_dot(engine, args.tasks)
     if args.output == "-":
         sys.stdout.write(text)
@@ -197,16 +204,22 @@ def cmd_result(args: argparse.Namespace) -> int:
 
 
 def cmd_repro(args: argparse.Namespace) -> int:
-    from .engine.project import load_engine
     from .engine.repro import repro
 
-    engine = load_engine(args.root)
-    unknown = [t for t in args.tasks if t not in engine.graph.nodes]
-    if unknown:
-        raise PipelineError(f"unknown task {unknown[0]!r}; known: {' '.join(engine.graph.order)}")
+    engine = engine_for_tasks(args.root, args.tasks)
     same, lines = repro(engine, args.tasks, twice=args.twice, keep=args.keep)
     print("\n".join(lines))
     return 0 if same else 1
+
+
+def cmd_build_recipes(args: argparse.Namespace) -> int:
+    from .engine.treebuild import build_recipes, report_table
+
+    report_file = args.json or args.root.resolve() / "build" / "recipes-report.json"
+    report = build_recipes(args.root, args.tree, args.selection, report_file, dry_run=args.dry_run)
+    print("\n".join(report_table(report)))
+    print(f"report: {report_file}")
+    return 0 if not report.counts()["failed"] or args.keep_going else 1
 
 
 def cmd_invoke(args: argparse.Namespace) -> int:
@@ -290,6 +303,19 @@ def make_parser(prog: str = "python -m pipeline") -> argparse.ArgumentParser:
     repro.add_argument("--twice", action="store_true", help="build both sides fresh (two cold builds)")
     repro.add_argument("--keep", action="store_true", help="keep the temporary copies (their path is printed)")
     repro.set_defaults(func=cmd_repro)
+    trees = sub.add_parser(
+        "build-recipes", help="build a tree of recipes (e.g. Pyodide's packages/) past failures; report each",
+        description="Build the recipes of TREE (folders of <name>/meta.yaml, e.g. Pyodide's packages/), layered "
+                    "after the project's own recipes (ours win by name), going on past failures. Prints "
+                    "built / failed / skipped with a reason for each, and writes the table as JSON.")
+    trees.add_argument("tree", type=Path, metavar="TREE")
+    trees.add_argument("selection", nargs="*", metavar="NAME|tag:T|GLOB",
+                       help="which recipes (default: all); their dependencies come along")
+    trees.add_argument("--json", type=Path, help="where to write the report (default: build/recipes-report.json)")
+    trees.add_argument("--continue", dest="keep_going", action="store_true",
+                       help="exit 0 even if recipes failed (the report says which)")
+    trees.add_argument("--dry-run", action="store_true", help="load and select only; build nothing")
+    trees.set_defaults(func=cmd_build_recipes)
     invoke = sub.add_parser(
         "invoke", add_help=False, help="upload and run functions on the built runtime (`pywasm invoke --help`)",
         description="Everything after `invoke` goes to pipeline.runtime.invoke (upload, run).",

@@ -34,14 +34,16 @@ def task_slug(task: str) -> str:
 class Paths:
     root: Path
     cache: Path
+    recipe_trees: tuple[Path, ...] = ()  # further package recipe folders, after recipes/packages/
 
     @classmethod
-    def for_project(cls, root: Path, configured_cache: str | None = None) -> Paths:
+    def for_project(cls, root: Path, configured_cache: str | None = None,
+                    recipe_trees: tuple[Path, ...] = ()) -> Paths:
         cache = os.environ.get(CACHE_ENV) or configured_cache
         cache_dir = Path(cache).expanduser() if cache else default_cache_dir()
         if not cache_dir.is_absolute():
             cache_dir = root / cache_dir
-        return cls(root=root.resolve(), cache=cache_dir)
+        return cls(root=root.resolve(), cache=cache_dir, recipe_trees=recipe_trees)
 
     # --- checkout -------------------------------------------------------
     @property

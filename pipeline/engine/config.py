@@ -98,6 +98,10 @@ class ProjectConfig(Spec):
     # then a local folder holding <file name> or sha256/<hex> (relative to the project root).
     source_mirrors: list[MirrorBase] = []
     source_dir: str | None = None
+    # Further folders of package recipes (`<name>/meta.yaml`, e.g. Pyodide's `packages/`), after
+    # recipes/packages/: a recipe of the same name in an earlier place wins. $PIPELINE_RECIPE_TREES
+    # (os.pathsep-separated) comes first of all.
+    recipe_trees: list[str] = []
     # The snapshot's frozen hash secret (PYTHONHASHSEED, 1..HASH_SEED_MAX). None: derived from
     # python.wasm's sha256, so reproducible per build but not one constant for every build.
     snapshot_hash_seed: int | None = None
@@ -270,8 +274,25 @@ def describe_toolchain(config: ProjectConfig, sysroot: Path | str, source_root: 
     return Toolchain.derive(config.target, config.llvm_version, sysroot, source_root)
 
 
+RECIPE_TREES_ENV = "PIPELINE_RECIPE_TREES"
+
+
+def recipe_trees(root: Path, config: ProjectConfig) -> tuple[Path, ...]:
+    """$PIPELINE_RECIPE_TREES, then pipeline.yaml's recipe-trees; relative ones from the root."""
+    given = [item for item in os.environ.get(RECIPE_TREES_ENV, "").split(os.pathsep) if item]
+    trees = []
+    for index, item in enumerate(given + config.recipe_trees):
+        folder = (root / Path(item).expanduser()).resolve()
+        if not folder.is_dir():
+            where = (f"${RECIPE_TREES_ENV}" if index < len(given)
+                     else f"pipeline.yaml: recipe-trees[{index - len(given)}]")
+            raise PipelineError(f"{where}: {item!r} is not a folder of recipes")
+        trees.append(folder)
+    return tuple(trees)
+
+
 def project_paths(root: Path, config: ProjectConfig) -> Paths:
-    paths = Paths.for_project(root, config.cache_dir)
+    paths = Paths.for_project(root, config.cache_dir, recipe_trees(root.resolve(), config))
     if paths.cache.exists() and not paths.cache.is_dir():
         raise PipelineError(
             f"cache directory {str(paths.cache)!r} (cache-dir, or $PIPELINE_CACHE_DIR) is not a directory")

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from ..errors import RecipeError
 from .config import ProjectConfig
 from .loader import PACKAGE_GROUP, RecipeFile, Unloadable
+from .spec import canonical_name
 
 
 @dataclass(frozen=True)
@@ -23,12 +24,17 @@ class Graph:
 
 
 def resolve_name(nodes: dict[str, RecipeFile], entry: RecipeFile, field: str, name: str) -> str:
-    """A dependency names a task (`libc`, `packages:six`) or a package (`six`)."""
+    """A dependency names a task (`libc`, `packages:six`) or a package (`six`, or any spelling
+    of its name that PyPI takes as the same: `MarkupSafe` finds `packages:markupsafe`)."""
     package_task = f"{PACKAGE_GROUP}:{name}"
     if name in nodes:
         return name
     if package_task in nodes:
         return package_task
+    wanted = canonical_name(name)
+    for task, node in nodes.items():
+        if node.is_package and canonical_name(node.recipe.name) == wanted:
+            return task
     raise RecipeError(entry.rel, field, f"unknown dependency {name!r} (no recipe defines it)")
 
 
@@ -41,6 +47,8 @@ def named_deps(entry: RecipeFile, config: ProjectConfig) -> list[tuple[str, str]
     found = [(f"{field}[{index}]", name) for field, names in named for index, name in enumerate(names)]
     if entry.builder == "python-package":
         found += [("build.builder", implicit) for implicit in (config.cpython_recipe, config.build_python_recipe)]
+    elif entry.builder == "library":  # the toolchain's compilers and the sysroot they build against
+        found += [("build.type", implicit) for implicit in (config.toolchain_recipe, config.sysroot_recipe) if implicit]
     return found
 
 
@@ -95,8 +103,11 @@ def missing_dependency(kept: dict[str, RecipeFile], everything: dict[str, Recipe
                        config: ProjectConfig, unloadable: dict[str, str]) -> str | None:
     """Why `entry` cannot build with only `kept` recipes (its first missing dependency), or None."""
     for field, name in named_deps(entry, config):
-        if name in kept or f"{PACKAGE_GROUP}:{name}" in kept:
+        try:
+            resolve_name(kept, entry, field, name)
             continue
+        except RecipeError:
+            pass
         task = name if name in everything else f"{PACKAGE_GROUP}:{name}"
         if task in everything:
             return f"{entry.rel}: {field}: needs {task}, which is skipped"

@@ -115,6 +115,8 @@ class KeyComputer:
         }
         if source is not None:
             found["source"] = source.sha256 or self.file_digests(task, [source.path or ""])
+            if source.extras:  # files copied into the source tree (only then: other keys stay as they were)
+                found["extras"] = self.file_digests(task, [given for given, _ in source.extras])
         # Round-trip through portable JSON so stored inputs compare like keys do.
         self._inputs[task] = json.loads(make_portable(canonical_json(found), self.paths))
         return self._inputs[task]

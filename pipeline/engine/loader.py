@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import RecipeError
 from ..paths import PACKAGE_GROUP, Paths
 from .config import validate_yaml_file
-from .spec import Builder, Recipe, check_recipe, pick_builder
+from .spec import Builder, Recipe, canonical_name, check_recipe, pick_builder
 
 
 @dataclass(frozen=True)
@@ -34,18 +35,30 @@ def yaml_files(folder: Path) -> list[Path]:
 
 
 def find_recipe_files(paths: Paths) -> list[Path]:
-    """recipes/*.yaml, recipes/packages/*.yaml and Pyodide's recipes/packages/*/meta.yaml."""
+    """recipes/*.yaml, recipes/packages/*.yaml and Pyodide's recipes/packages/*/meta.yaml, then
+    each recipe tree's */meta.yaml, in that order (the first recipe of a name wins)."""
     if not paths.recipes.is_dir():  # not a project (a wrong --root), or a checkout missing its recipes
         raise RecipeError(f"{paths.recipes.name}/", "", f"no such folder in {paths.root}: is this the project root?")
     packages = paths.recipes / PACKAGE_GROUP
     pyodide = sorted(packages.glob("*/meta.yaml"))  # any folder name Pyodide allows, dots included
-    return yaml_files(paths.recipes) + yaml_files(packages) + pyodide
+    trees = [file for tree in paths.recipe_trees for file in sorted(tree.glob("*/meta.yaml"))]
+    return yaml_files(paths.recipes) + yaml_files(packages) + pyodide + trees
+
+
+def shown_path(paths: Paths, file: Path) -> str:
+    """How errors name a recipe file: relative to the project, or whole when outside it."""
+    return str(file.relative_to(paths.root)) if file.is_relative_to(paths.root) else str(file)
+
+
+def tree_of(paths: Paths, file: Path) -> Path | None:
+    """The recipe tree a file belongs to, if it is not one of the project's own."""
+    return next((tree for tree in paths.recipe_trees if file.is_relative_to(tree)), None)
 
 
 def check_inside(paths: Paths, rel: str, field: str, target: Path, roots: list[Path]) -> None:
     resolved = target.resolve()
     if not any(resolved.is_relative_to(root.resolve()) for root in roots):
-        allowed = " or ".join(str(root.relative_to(paths.root)) + "/" for root in roots)
+        allowed = " or ".join(shown_path(paths, root) + "/" for root in roots)
         raise RecipeError(rel, field, f"{target.name!r} lies outside {allowed}")
 
 
@@ -56,20 +69,20 @@ def check_files(paths: Paths, entry: RecipeFile) -> None:
         for index, patch in enumerate(recipe.source.patches):
             target = entry.folder / patch
             field = f"source.patches[{index}]"
-            check_inside(paths, rel, field, target, [paths.recipes, paths.third_party])
+            check_inside(paths, rel, field, target, [paths.recipes, paths.third_party, *paths.recipe_trees])
             if not target.is_file():
                 raise RecipeError(rel, field, f"patch file {patch!r} does not exist")
         if recipe.source.path is not None and not (entry.folder / recipe.source.path).exists():
             raise RecipeError(rel, "source.path", f"{recipe.source.path!r} does not exist")
     for index, item in enumerate(recipe.inputs):
         target = entry.folder / item
-        check_inside(paths, rel, f"inputs[{index}]", target, [paths.root])
+        check_inside(paths, rel, f"inputs[{index}]", target, [paths.root, *paths.recipe_trees])
         if not target.exists():
             raise RecipeError(rel, f"inputs[{index}]", f"{item!r} does not exist")
 
 
 def load_recipe(paths: Paths, file: Path) -> RecipeFile:
-    rel = str(file.relative_to(paths.root))
+    rel = shown_path(paths, file)
     recipe = validate_yaml_file(Recipe, file, rel, "a recipe must be a mapping")
     check_recipe(recipe, rel)
     in_packages = file.parent != paths.recipes
@@ -78,6 +91,10 @@ def load_recipe(paths: Paths, file: Path) -> RecipeFile:
         raise RecipeError(rel, "package.name", f"{PACKAGE_GROUP!r} is reserved for the package group")
     entry = RecipeFile(task, file, rel, recipe, pick_builder(recipe, in_packages))
     check_files(paths, entry)
+    for index, program in enumerate(recipe.requirements.executable):
+        if shutil.which(program) is None:
+            raise RecipeError(rel, f"requirements.executable[{index}]",
+                              f"needs {program!r}, which is not installed here (e.g. Rust: no wasm32-wasi toolchain)")
     return entry
 
 
@@ -98,16 +115,27 @@ def load_recipes(paths: Paths, failures: list[Unloadable] | None = None) -> dict
     """Every recipe, validated. The first bad one raises its one-line RecipeError, unless
     `failures` is given (a tree of recipes): then each bad one is recorded there and left out."""
     entries: dict[str, RecipeFile] = {}
+    packages: set[str] = set()  # canonical names of the package recipes so far
     for file in find_recipe_files(paths):
+        if tree_of(paths, file) is not None and canonical_name(name_from_path(file)) in packages:
+            continue  # layered: a recipe of this name came earlier (the project's own, or an earlier tree)
         try:
             entry = load_recipe(paths, file)
+            if entry.recipe.package.disabled or entry.recipe.build.type == "cpython_module":
+                why = ("package._disabled: the recipe says it does not build" if entry.recipe.package.disabled
+                       else "build.type: cpython_module: CPython's own modules are built into python.wasm")
+                if failures is not None:
+                    failures.append(Unloadable(entry.rel, name_from_path(file), RecipeError(entry.rel, "", why)))
+                continue
             if entry.task in entries:
                 other = entries[entry.task].rel
                 raise RecipeError(entry.rel, "package.name", f"duplicate name {entry.recipe.name!r} (also in {other})")
         except RecipeError as exc:
             if failures is None:
                 raise
-            failures.append(Unloadable(str(file.relative_to(paths.root)), name_from_path(file), exc))
+            failures.append(Unloadable(shown_path(paths, file), name_from_path(file), exc))
             continue
         entries[entry.task] = entry
+        if entry.is_package:
+            packages.add(canonical_name(entry.recipe.name))
     return entries

@@ -33,7 +33,8 @@ from ..paths import CACHE_ENV, Paths
 MEMO_VERSION = 1
 # What shapes paths (cache dir), templates, remotes, worker count and the compiler lookup.
 WITNESS_ENV = (CACHE_ENV, "XDG_CACHE_HOME", "HOME", "PATH", "PYTHONPATH", "PIPELINE_REMOTE_CACHE",
-               "PIPELINE_REMOTE_READONLY", "PIPELINE_WORKERS", "PIPELINE_JOBS")
+               "PIPELINE_REMOTE_READONLY", "PIPELINE_WORKERS", "PIPELINE_JOBS", "PIPELINE_RECIPE_TREES",
+               "PIPELINE_KEEP_GOING")
 ENGINE_CODE = Path(__file__).resolve().parent
 
 

@@ -55,7 +55,8 @@ class Engine:
 def witness_project(paths: Paths, witness: Witness) -> None:
     """Recipe files, the config, the recipe folders' listings, the engine's code, wasmtime's version."""
     witness.saw_files([paths.config_file, *find_recipe_files(paths), *engine_code_files(), *fact_metadata()])
-    for folder in (paths.recipes, paths.recipes / PACKAGE_GROUP, *(paths.recipes / PACKAGE_GROUP).glob("*/")):
+    trees = [folder for tree in paths.recipe_trees for folder in (tree, *tree.glob("*/"))]
+    for folder in (paths.recipes, paths.recipes / PACKAGE_GROUP, *(paths.recipes / PACKAGE_GROUP).glob("*/"), *trees):
         witness.saw_folder(str(folder))
 
 

@@ -29,7 +29,7 @@ from .outputs import path_leaks
 from .project import Engine
 from .remote import Transfer
 from .render import sysroot_path
-from .sources import Served, apply_patches, fetch_source, source_locations, unpack_source
+from .sources import Served, add_extras, apply_patches, fetch_source, source_locations, unpack_source
 from .state import UNREADABLE_RECORD, Manifest, clear_state, make_manifest
 
 LOG_TAIL_LINES = 25
@@ -147,6 +147,7 @@ def build_into(engine: Engine, task: str, at: Places, notes: list[str]) -> None:
                              package=(recipe.name, recipe.version), locations=locations, report=served)
         src = unpack_source(found, at.work, recipe.source.extract_dir)
         apply_patches(src, [entry.folder / p for p in recipe.source.patches], at.log)
+        add_extras(src, entry.folder, recipe.source.extras)
     at.staging.mkdir(parents=True)
     tc = describe_toolchain(engine.config, sysroot_path(engine.paths, engine.config), engine.paths.root)
     script = build_script(entry.builder, recipe, tc)
@@ -162,10 +163,13 @@ def check_relocatable(engine: Engine, task: str, at: Places) -> None:
     """Keys are path-independent, so outputs must be too: refuse one that holds the checkout's
     or the cache's absolute path (it would point into another tree once restored there)."""
     places = [engine.paths.root, engine.paths.cache]
+    if sys.prefix != sys.base_prefix:  # the host Python's virtualenv (a system prefix like /usr is no machine path)
+        places.append(Path(sys.prefix))
     leaks = path_leaks(at.staging, places, engine.rendered[task].unreproducible)
     if leaks:
         shown = ", ".join(leaks[:3]) + (f" (+{len(leaks) - 3} more)" if len(leaks) > 3 else "")
-        raise StepFailed(task, f"outputs hold this checkout's or the cache's path, so they are not relocatable: "
+        raise StepFailed(task, f"outputs hold this checkout's, the cache's or the host Python's path, so they "
+                               f"are not relocatable: "
                                f"{shown}; map it away in the step (docs/design.md, 'Relocatable outputs'), "
                                f"or declare the files under `unreproducible:`", at.log)
 

@@ -418,6 +418,16 @@ def unpack_source(found: Path, work: Path, extract_dir: str | None) -> Path:
     return entries[0] if len(entries) == 1 and entries[0].is_dir() else src_root
 
 
+def add_extras(src: Path, folder: Path, extras: list[tuple[str, str]]) -> None:
+    """Pyodide's `source.extras`: [file in the recipe folder, where in the source tree]."""
+    for given, dest in extras:
+        target = (src / dest).resolve()
+        if not target.is_relative_to(src.resolve()):
+            raise PipelineError(f"source.extras: {dest!r} lies outside the source tree")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(folder / given, target)
+
+
 def apply_patches(src: Path, patch_files: list[Path], log: Path) -> None:
     for patch in patch_files:
         with open(log, "a") as out:

@@ -19,7 +19,7 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 TASK_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*(:[A-Za-z0-9][A-Za-z0-9_.+-]*)?$")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 
-Builder = Literal["shell", "autotools", "python-package"]
+Builder = Literal["shell", "autotools", "python-package", "library"]
 SOURCE_KINDS = ("url", "pypi", "debian", "path")
 
 
@@ -53,6 +53,8 @@ class PackageMeta(Spec):
     top_level: list[str] = []
     tag: list[str] = []
     pinned: bool = False
+    # Pyodide's switch for a recipe that does not build: left out of the graph, listed as skipped.
+    disabled: bool = Field(default=False, alias="_disabled")
 
     @field_validator("name")
     @classmethod
@@ -118,6 +120,7 @@ class Build(Spec):
     unvendor_tests: bool = True
     cross_build_env: bool = False
     cross_build_files: list[str] = []
+    vendor_sharedlib: bool = False  # Pyodide: copy shared libraries into the wheel (none on WASI)
 
     @field_validator("env", mode="before")
     @classmethod
@@ -170,10 +173,18 @@ class Recipe(Spec):
         return self.package.version
 
 
+def canonical_name(name: str) -> str:
+    """PyPI's name normalisation (PEP 503): `MarkupSafe`, `markup_safe` -> `markupsafe`."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def pick_builder(recipe: Recipe, is_package: bool) -> Builder:
-    """Pyodide recipes name a build type, not a builder: derive it."""
+    """Pyodide recipes name a build type, not a builder: derive it. A `shared_library` becomes a
+    static one on WASI (no dlopen), so both library types build alike."""
     if recipe.build.builder:
         return recipe.build.builder
+    if is_package and recipe.build.type in ("static_library", "shared_library"):
+        return "library"
     return "python-package" if is_package and recipe.build.type == "package" else "shell"
 
 

@@ -94,7 +94,17 @@ def link_step(settings: CrossSettings, args: list[str], linker: str = "ldshared"
     output = os.path.abspath(given)
     objects = [a for a in args if a.endswith((".o", ".obj")) and os.path.exists(a)]
     static_libs = [a for a in args if a.endswith(".a") and os.path.exists(a)]
-    libs = [a for a in args if a.startswith("-l")]
+    # -lNAME found as a static archive in the link's -L dirs or the recipe's: part of the module
+    # (its private copy, as a shared library would link it); others are left to the final link.
+    search = [a[2:] for a in args if a.startswith("-L") and len(a) > 2] + list(settings.library_dirs)
+    libs = []
+    for flag in (a for a in args if a.startswith("-l")):
+        archive = next((os.path.join(d, f"lib{flag[2:]}.a") for d in search
+                        if os.path.isfile(os.path.join(d, f"lib{flag[2:]}.a"))), None)
+        if archive is None:
+            libs.append(flag)
+        else:
+            static_libs.append(archive)
     # Relative to the build's working dir (setuptools: build/lib.*/pkg/..., meson: pkg/...).
     dotted = module_name(given)
     short = "PyInit_" + dotted.rsplit(".", 1)[-1]

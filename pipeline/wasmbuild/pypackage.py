@@ -14,6 +14,7 @@ Run by the builder's generated step; reads $RECIPE_JSON, $SRC, $OUT, $WORK.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -70,19 +71,45 @@ def uses_meson(src: Path) -> bool:
     return backend == "mesonpy"
 
 
+MAKE_VARIABLE = re.compile(r"\$\((\w+)\)|\$\{(\w+)\}")
+
+
+def expand_variables(flags: str) -> list[str]:
+    """A recipe's cflags/ldflags as arguments, `$(NAME)` and `${NAME}` taken from the
+    environment (Pyodide writes `-I$(WASM_LIBRARY_DIR)/include`); an unset one is an error."""
+    def value(match: re.Match[str]) -> str:
+        name = match[1] or match[2]
+        if name not in os.environ:
+            raise PipelineError(f"build flags name ${name}, which is not set")
+        return os.environ[name]
+
+    return shlex.split(MAKE_VARIABLE.sub(value, flags))
+
+
+def split_ldflags(ldflags: list[str]) -> tuple[list[str], list[str]]:
+    """(-L dirs, what the final link of python.wasm still needs): libraries found as static
+    archives in those dirs join each module at build time, so only the rest is left."""
+    dirs = [flag[2:] for flag in ldflags if flag.startswith("-L")]
+    rest = [flag for flag in ldflags if not flag.startswith("-L")
+            and not (flag.startswith("-l") and any(Path(d, f"lib{flag[2:]}.a").is_file() for d in dirs))]
+    return dirs, rest
+
+
 def cross_settings(ctx: BuildContext, info: BuildInfo, log: Path) -> CrossSettings:
     tc, build = ctx.toolchain, ctx.recipe.build
     include = Path(ctx.cpython) / info.include
+    library_dirs, _ = split_ldflags(expand_variables(build.ldflags))
     return CrossSettings(
         cc=tuple(shlex.split(tc.cc)),
         # CPython's WASI pthread stubs header says `restrict`, which C++ spells `__restrict`.
         cxx=(*shlex.split(tc.cxx), "-fno-exceptions", "-nostdinc++", "-isystem", tc.libcxx_include,
              "-Drestrict=__restrict"),
-        cflags=("-O2", "-DNDEBUG", f"-I{include}", *shlex.split(build.cflags)),
-        cxxflags=("-O2", "-DNDEBUG", f"-I{include}", *shlex.split(build.cxxflags)),
+        cflags=("-O2", "-DNDEBUG", f"-I{include}", *expand_variables(build.cflags)),
+        cxxflags=("-O2", "-DNDEBUG", f"-I{include}", *expand_variables(build.cxxflags)),
         ar=tc.ar, nm=tc.nm, ld=tc.ld, log=str(log),
         # The build-python's own headers: x86_64 pyconfig.h must never reach a wasm compile.
         drop_includes=(str(Path(ctx.build_python) / "include" / Path(info.include).name),),
+        library_dirs=tuple(library_dirs),
     )
 
 
@@ -193,6 +220,18 @@ def collect_extensions(out: Path, log: Path, ldflags: list[str]) -> ExtensionLis
 
 
 TEST_DIRS = frozenset({"tests", "test"})
+NOT_SHIPPED_DIRS = frozenset({"tests", "test", "testing", "doc", "docs", "benchmarks", "bench", "examples"})
+COMPILED_SOURCES = (".c", ".cc", ".cpp", ".cxx", ".pyx")
+
+
+def check_no_compiled_sources(src: Path) -> None:
+    """A package that built no extension although its source has C, C++ or Cython files fell
+    back to pure Python (optional speedups that failed): a failure, not a silent success."""
+    found = sorted(str(p.relative_to(src)) for p in src.rglob("*") if p.suffix in COMPILED_SOURCES
+                   and p.is_file() and not NOT_SHIPPED_DIRS & set(p.relative_to(src).parts[:-1]))
+    if found:
+        raise PipelineError(f"no extension module was built, but the source has {len(found)} C/C++/Cython "
+                            f"file(s) (e.g. {found[0]}): the package fell back to pure Python")
 
 
 def unvendor_tests(site: Path, dest: Path) -> list[str]:
@@ -221,7 +260,9 @@ def build() -> None:
         print(f"relocated {name}: the checkout's path became {TOKEN.decode()}")
     install_wheel(wheel, out, info)
     recipe = ctx.recipe
-    extensions = collect_extensions(out, log, shlex.split(recipe.build.ldflags)).extensions
+    extensions = collect_extensions(out, log, split_ldflags(expand_variables(recipe.build.ldflags))[1]).extensions
+    if not extensions and not wheels:
+        check_no_compiled_sources(src)
     if recipe.build.unvendor_tests:
         moved = unvendor_tests(out / "site-packages", out / "tests-site")
         if moved:
