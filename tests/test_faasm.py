@@ -107,6 +107,47 @@ def test_dispatch_failures(pyfaasm: types.SimpleNamespace, tmp_path: Path, capsy
         pyfaasm.code.faasm_func(-1)
 
 
+RUN_AS_FILE = """
+import sys
+from pyfaasm.code import set_output
+
+def annotated(x: int) -> None:
+    pass
+
+BIG = {big!r}
+set_output(repr((__name__, __file__, sys.argv[0], sys.modules[__name__].__dict__ is globals(), __package__,
+                 __spec__, annotated.__annotations__["x"] is int, len(BIG))).encode())
+"""
+
+
+def test_function_file_runs_as_python_runs_a_file(pyfaasm: types.SimpleNamespace, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """run_file: the module is __main__ (entry 0) or __faasm__ and sys.argv[0] the file while it runs; both
+    restored after; no __future__ flag of the runner's (annotations evaluated); a file read in several chunks."""
+    source = tmp_path / "function.py"
+    big = "x" * (3 * pyfaasm.run.READ_SIZE + 1)
+    source.write_text(RUN_AS_FILE.format(big=big))
+    main_module = sys.modules["__main__"]
+    monkeypatch.setattr(sys, "argv", ["runner", "arg"])
+    assert pyfaasm.run.run(str(source), 0) == 0  # a plain script
+    assert pyfaasm.outputs[0] == repr(("__main__", str(source), str(source), True, "", None, True, len(big))).encode()
+    assert pyfaasm.run.run(str(source), 1) == 2  # no function registered for entry 1
+    assert pyfaasm.outputs[1] == repr(("__faasm__", str(source), str(source), True, "", None, True, len(big))).encode()
+    assert sys.modules["__main__"] is main_module and "__faasm__" not in sys.modules
+    assert sys.argv == ["runner", "arg"]
+
+
+def test_syntax_error_in_function_file_is_reported_as_python_reports_it(
+    pyfaasm: types.SimpleNamespace, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "function.py"
+    source.write_text("x = 1\ndef broken(:\n    pass\n")
+    assert pyfaasm.run.run(str(source), 0) == 1
+    err = capsys.readouterr().err
+    assert f'File "{source}", line 2' in err and "SyntaxError" in err
+    assert "Traceback" not in err and "run.py" not in err  # no frames of the runner
+
+
 # ---------------------------------------------------------------- host (freestanding guest)
 
 GUEST = r"""
@@ -215,6 +256,50 @@ def test_host_fan_out_sums_outputs(guest: tuple, tmp_path: Path) -> None:
     assert (main.code, main.output, main.failure) == (0, str(sum(range(20))).encode(), None)
     assert [c.call_id for c in calls] == list(range(21)) and all(c.code == 0 for c in calls)
     assert sum("finished: exit 0" in line for line in logged) == 20
+
+
+def test_host_passes_untouched_call_directories_on_and_leaves_none(guest: tuple, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[Path] = []
+    real_make = faasm_host.CallDir.make
+
+    def counting(scratch: Path) -> faasm_host.CallDir:
+        made.append(real_make(scratch).path)
+        return faasm_host.CallDir(made[-1], faasm_host.dir_times(made[-1] / faasm_host.CALL_TMP))
+
+    monkeypatch.setattr(faasm_host.CallDir, "make", counting)
+    main, calls, _ = run_guest(guest, tmp_path, b"f20", max_concurrency=2)
+    assert main.code == 0 and len(calls) == 21
+    assert len(made) <= 4  # the main call's, two workers', one call run by the awaiting main thread
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_call_directory_is_passed_on_only_with_tmp_as_made(tmp_path: Path) -> None:
+    untouched = faasm_host.CallDir.make(tmp_path)
+    (untouched.path / faasm_host.CALL_STDOUT).write_text("output files do not count")
+    assert untouched.tmp_untouched()
+    left_a_file = faasm_host.CallDir.make(tmp_path)
+    (left_a_file.path / faasm_host.CALL_TMP / "file").write_text("left behind")
+    assert not left_a_file.tmp_untouched()
+    same_tick = faasm_host.CallDir(left_a_file.path, faasm_host.dir_times(left_a_file.path / faasm_host.CALL_TMP))
+    assert not same_tick.tmp_untouched()  # written within the clock tick that made it: times equal, not empty
+    emptied = faasm_host.CallDir.make(tmp_path)
+    (emptied.path / faasm_host.CALL_TMP / "file").write_text("then deleted")
+    (emptied.path / faasm_host.CALL_TMP / "file").unlink()
+    os.utime(emptied.path / faasm_host.CALL_TMP, ns=(1, 1))  # its times, as a later clock tick leaves them
+    assert not emptied.tmp_untouched()
+
+
+def test_call_directory_is_removed_with_whatever_the_call_left_in_tmp(tmp_path: Path) -> None:
+    quiet, busy = tmp_path / "call-1-a", tmp_path / "call-2-b"
+    for work in (quiet, busy):
+        (work / faasm_host.CALL_TMP).mkdir(parents=True)
+        (work / faasm_host.CALL_STDOUT).write_text("out")
+    (busy / faasm_host.CALL_TMP / "nested" / "deeper").mkdir(parents=True)
+    (busy / faasm_host.CALL_TMP / "nested" / "deeper" / "file").write_text("left behind")
+    for work in (quiet, busy):
+        faasm_host.remove_call_dir(work)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_host_failing_chained_call_does_not_kill_caller(guest: tuple, tmp_path: Path) -> None:

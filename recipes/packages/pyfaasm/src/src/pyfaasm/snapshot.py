@@ -8,12 +8,13 @@ python.wasm's C exports (recipes/snapshot/exports.c) call these two functions:
   heap for the garbage collector so calls do not touch (copy) its pages.
 - ``run_call(argv, environ)`` in a fresh instance of the snapshot, once per call: refreshes
   what the snapshot froze that belongs to the call (environment, argv, random state, start
-  time), then runs ``python -m pyfaasm.run FILE`` the way ``runpy`` would.
+  time), then runs ``python -m pyfaasm.run FILE`` as ``python -m`` would.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import gc
 import importlib
 import os
@@ -57,13 +58,11 @@ def open_files(preopen_fds: tuple[int, ...]) -> list[str]:
 
 
 def preinitialize(preopen_fds: tuple[int, ...]) -> None:
-    import pyfaasm.code  # noqa: F401 (imported for the snapshot)
-    import pyfaasm.run  # noqa: F401
-
-    # What the runner imports lazily on every call: runpy.run_path imports pkgutil (about 10 ms
-    # of each empty call otherwise); a traceback reads the function's source through tokenize.
-    import pkgutil  # noqa: F401
+    # Imported for the snapshot. tokenize: a traceback reads the function's source through it.
     import tokenize  # noqa: F401
+
+    import pyfaasm.code
+    import pyfaasm.run  # noqa: F401
 
     for name in preload_list(os.environ):
         importlib.import_module(name)
@@ -134,7 +133,5 @@ def run_call(argv: list[str], environ: dict[bytes, bytes]) -> int:
         # What interpreter finalization does under _start: atexit handlers, then flushing.
         atexit._run_exitfuncs()
         for stream in (sys.stdout, sys.stderr):
-            try:
+            with contextlib.suppress(OSError, ValueError):
                 stream.flush()
-            except (OSError, ValueError):
-                pass
