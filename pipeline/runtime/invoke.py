@@ -177,9 +177,10 @@ def _label(path: Path, root: Path) -> str:
 def machine_code(codegen_dir: Path, engine: wasmtime.Engine, wasm_path: Path, label: str,
                  digests: DigestMemo) -> Path:
     """wasm.find_artifact, with the wasm's digest from the memo (StaleCodegen if codegen has not made it)."""
-    fingerprint = wasm.compat_fingerprint(engine)
+    fingerprint = wasm.compat_fingerprint(engine)  # once: wasmtime's version is a metadata lookup (~8 ms)
     digest = digests.sha256(wasm_path)
-    artifact = wasm.target_dir(codegen_dir, engine) / f"{wasm.key_for(fingerprint, digest)}{wasm.ARTIFACT_SUFFIX}"
+    target_dir = codegen_dir / str(fingerprint["target"])  # wasm.target_dir's layout
+    artifact = target_dir / f"{wasm.key_for(fingerprint, digest)}{wasm.ARTIFACT_SUFFIX}"
     if not artifact.is_file():
         raise StaleCodegen(
             f"no machine code for {label} (sha256 {digest[:16]}) with wasmtime {fingerprint['wasmtime']} / "
