@@ -41,11 +41,15 @@ def pyfaasm(monkeypatch: pytest.MonkeyPatch) -> Iterator[types.SimpleNamespace]:
     outputs: list[bytes] = []
     host.set_output = outputs.append
     host.get_call_output = lambda call_id: b"out%d" % call_id
+    code_cache: dict[bytes, bytes] = {}
+    host.get_code = code_cache.get
+    host.set_code = lambda path, code: code_cache.setdefault(path, code) is code
     monkeypatch.setitem(sys.modules, "pyfaasm._host", host)
     import pyfaasm.code
     import pyfaasm.run
 
-    yield types.SimpleNamespace(code=pyfaasm.code, run=pyfaasm.run, chained=chained, outputs=outputs)
+    yield types.SimpleNamespace(code=pyfaasm.code, run=pyfaasm.run, chained=chained, outputs=outputs,
+                                code_cache=code_cache)
     for name in ("pyfaasm.code", "pyfaasm.run", "pyfaasm"):
         sys.modules.pop(name, None)
 
@@ -137,6 +141,16 @@ def test_function_file_runs_as_python_runs_a_file(pyfaasm: types.SimpleNamespace
     assert sys.argv == ["runner", "arg"]
 
 
+def test_later_calls_run_the_code_the_first_call_cached(pyfaasm: types.SimpleNamespace, tmp_path: Path) -> None:
+    source = tmp_path / "function.py"
+    source.write_text("from pyfaasm.code import set_output\nset_output('compiled once')\n")
+    assert pyfaasm.run.run(str(source), 0, code_cache=True) == 0
+    assert list(pyfaasm.code_cache) == [os.fsencode(source)]
+    source.write_text("raise SystemExit('read again')\n")  # not read again: the cached code runs
+    assert pyfaasm.run.run(str(source), 1, code_cache=True) == 2  # ran; registers no entry 1
+    assert pyfaasm.outputs == [b"compiled once", b"compiled once"]
+
+
 def test_syntax_error_in_function_file_is_reported_as_python_reports_it(
     pyfaasm: types.SimpleNamespace, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -166,6 +180,9 @@ FAASM(read_input) int read_input(char *buf, int len);
 FAASM(write_output) int write_output(const char *buf, int len);
 FAASM(call_output_size) int call_output_size(int call_id);
 FAASM(read_call_output) int read_call_output(int call_id, char *buf, int len);
+FAASM(code_cache_size) int code_cache_size(const char *path, int path_len);
+FAASM(read_code_cache) int read_code_cache(const char *path, int path_len, char *buf, int len);
+FAASM(write_code_cache) int write_code_cache(const char *path, int path_len, const char *code, int len);
 
 static char envbuf[4096], in[256], out[64], tmp[64];
 static char *envp[64];
@@ -190,8 +207,43 @@ static int entry(void) {
   }
   return 0;
 }
+/* The code cache's rules (entries 5-9, before any other host call): words separated by ' '. */
+static int put(char *s, int at, int v) { at += fmt(s + at, v); s[at] = ' '; return at + 1; }
+static void code_cache(int e) {
+  int at = 0;
+  if (e == 5) {  /* main call: a lookup (none yet), then offer as its first other host call (taken), again
+                    (refused); a chained call reads */
+    at = put(out, at, code_cache_size("/f", 2));
+    at = put(out, at, write_code_cache("/f", 2, "CODE", 4));
+    at = put(out, at, write_code_cache("/f", 2, "EVIL", 4));
+    int id = chain_call(6, 0, 0);
+    await_call(id);
+    at += read_call_output(id, out + at, call_output_size(id));
+  } else if (e == 6) {  /* chained: the cached code for /f, none for /g; its own offer is refused */
+    int size = code_cache_size("/f", 2);
+    at = put(out, at, size);
+    at = put(out, at, code_cache_size("/g", 2));
+    at = put(out, at, write_code_cache("/f", 2, "EVIL", 4));
+    at += read_code_cache("/f", 2, out + at, size);
+  } else if (e == 7) {  /* main call that asked something else first: its offer is refused */
+    input_size();
+    at = put(out, at, write_code_cache("/f", 2, "LATE", 4));
+    at = put(out, at, code_cache_size("/f", 2));
+  } else if (e == 8) {  /* main call that offers nothing: a chained call's offer (its first host call) is refused */
+    int id = chain_call(9, 0, 0);
+    await_call(id);
+    at += read_call_output(id, out + at, call_output_size(id));
+    at = put(out, at, code_cache_size("/f", 2));
+  } else if (e == 9) {
+    at = put(out, at, write_code_cache("/f", 2, "EVIL", 4));
+  }
+  write_output(out, at);
+  proc_exit(0);
+}
 void _start(void) {
-  int e = entry(), n = read_input(in, input_size());
+  int e = entry();
+  if (e >= 5) code_cache(e);
+  int n = read_input(in, input_size());
   if (e == 1) { write_output(in, n); proc_exit(0); }      /* echo */
   if (e == 2) { say("entry 2 fails\n", 14); proc_exit(3); }
   if (e == 3) { for (;;) {} }                               /* spin */
@@ -300,6 +352,22 @@ def test_call_directory_is_removed_with_whatever_the_call_left_in_tmp(tmp_path: 
     for work in (quiet, busy):
         faasm_host.remove_call_dir(work)
     assert list(tmp_path.iterdir()) == []
+
+
+def run_entry(guest: tuple, tmp_path: Path, entry: int) -> faasm_host.Call:
+    engine, module = guest
+    spec = faasm_host.Guest(argv=("guest",), env={}, preopens=())
+    with faasm_host.FaasmHost(engine, module, spec, faasm_host.Limits(), tmp_path, lambda _line: None) as host:
+        return host.run_main(b"", entry=entry)
+
+
+def test_host_code_cache_takes_only_the_main_calls_first_offer(guest: tuple, tmp_path: Path) -> None:
+    """The main call's offer, made before any host call but code-cache lookups, is kept and served for
+    that path only; a second offer, one after another host call, and a chained call's offer are refused
+    (REFUSED = -4; none cached: -1)."""
+    assert run_entry(guest, tmp_path, 5).output == b"-1 0 -4 4 -1 -4 CODE"
+    assert run_entry(guest, tmp_path, 7).output == b"-4 -1 "
+    assert run_entry(guest, tmp_path, 8).output == b"-4 -1 "
 
 
 def test_host_failing_chained_call_does_not_kill_caller(guest: tuple, tmp_path: Path) -> None:

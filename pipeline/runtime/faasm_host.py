@@ -16,6 +16,10 @@ pipeline.wasmbuild.snapshot).
   has its own deadline in ticks, so concurrent calls time out independently. Time spent
   blocked in ``await_call`` is not charged to the waiting call.
 - Memory limit: ``Store.set_limits(memory_size=...)``; a guest over it gets MemoryError.
+- Code cache: the main call's runner offers the function file's compiled code (marshal data)
+  as its first host call, before any of the file's code runs; later calls load it instead
+  of reading and compiling the file (pyfaasm.run.load_code). Nothing else is taken, and
+  nothing any call's own code does decides what a later call runs.
 - Host functions return error codes and never raise: wasmtime-py passes a callback's
   exception through one process-wide slot, which concurrent calls would race on.
 """
@@ -53,6 +57,9 @@ NO_SUCH_CALL = -1
 NOT_FINISHED = -2
 BAD_ARGUMENT = -3
 REFUSED = -4
+NO_CACHED_CODE = NO_SUCH_CALL  # the code cache has nothing for that path
+# Host functions that only read the code cache: they do not count as a call's host calls.
+CODE_CACHE_LOOKUPS = frozenset({"code_cache_size", "read_code_cache"})
 
 Failure = Literal["timeout", "trap", "memory"]
 Log = Callable[[str], None]
@@ -103,6 +110,7 @@ class Call:
     message: str = ""
     seconds: float = 0.0
     deadline: int = wasm.NO_DEADLINE  # in the host's epoch ticks
+    host_calls: int = 0  # faasm host calls made, code-cache lookups not counted
     done: threading.Event = field(default_factory=threading.Event)
 
     @property
@@ -238,6 +246,7 @@ class FaasmHost:
         self._ticks = 0  # written by the ticker only
         self._shared_linker: wasmtime.Linker | None = None
         self._spare_dirs: list[CallDir] = []  # call directories whose /tmp no call wrote to
+        self._code_cache: tuple[bytes, bytes] | None = None  # (function file's guest path, its code)
         # Store context address -> (its call, that call's host functions by name)
         self._calls_by_store: dict[int, tuple[Call, dict[str, Callable[..., int]]]] = {}
 
@@ -461,6 +470,9 @@ class FaasmHost:
             except Exception as exc:  # never raise into wasmtime (see module doc)
                 self.log(f"faasm: {call.label}: host function {name} failed: {exc!r}")
                 return BAD_ARGUMENT
+            finally:
+                if name not in CODE_CACHE_LOOKUPS:
+                    call.host_calls += 1
 
         return host_function
 
@@ -498,9 +510,39 @@ class FaasmHost:
             data = done.output[:max(0, length)]
             return len(data) if write_guest(caller, ptr, data) else BAD_ARGUMENT
 
+        def code_cache_size(caller: wasmtime.Caller, path_ptr: int, path_length: int) -> int:
+            code = self._cached_code(read_guest(caller, path_ptr, path_length))
+            return NO_CACHED_CODE if code is None else len(code)
+
+        def read_code_cache(caller: wasmtime.Caller, path_ptr: int, path_length: int, ptr: int, length: int) -> int:
+            code = self._cached_code(read_guest(caller, path_ptr, path_length))
+            if code is None:
+                return NO_CACHED_CODE
+            data = code[:max(0, length)]
+            return len(data) if write_guest(caller, ptr, data) else BAD_ARGUMENT
+
+        def write_code_cache(caller: wasmtime.Caller, path_ptr: int, path_length: int, ptr: int, length: int) -> int:
+            # Only the main call, before any other host call (this one counts: so once per invocation).
+            if call.call_id != 0 or call.host_calls:
+                return REFUSED
+            path, code = read_guest(caller, path_ptr, path_length), read_guest(caller, ptr, length)
+            if path is None or code is None:
+                return BAD_ARGUMENT
+            with self._lock:
+                self._code_cache = (path, code)
+            return 0
+
         return [("chain_call", chain_call, 3), ("await_call", await_call, 1), ("input_size", input_size, 0),
                 ("read_input", read_input, 2), ("write_output", write_output, 2),
-                ("call_output_size", call_output_size, 1), ("read_call_output", read_call_output, 3)]
+                ("call_output_size", call_output_size, 1), ("read_call_output", read_call_output, 3),
+                ("code_cache_size", code_cache_size, 2), ("read_code_cache", read_code_cache, 4),
+                ("write_code_cache", write_code_cache, 4)]
+
+    def _cached_code(self, path: bytes | None) -> bytes | None:
+        """The function file's compiled code the main call offered, if it is for ``path``."""
+        with self._lock:
+            cached = self._code_cache
+        return cached[1] if cached is not None and path is not None and cached[0] == path else None
 
     def _missing(self, call_id: int) -> int:
         with self._lock:

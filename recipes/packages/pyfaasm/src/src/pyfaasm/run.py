@@ -10,6 +10,7 @@ with it.
 from __future__ import annotations
 
 import inspect
+import marshal
 import os
 import sys
 import traceback
@@ -38,13 +39,35 @@ def read_source(path: str) -> bytes:
     return b"".join(chunks)
 
 
-def run_file(path: str, run_name: str) -> dict[str, object]:
+def compile_file(path: str) -> types.CodeType:
+    """The file compiled as ``python FILE`` compiles it (none of this module's ``__future__`` flags)."""
+    return compile(read_source(path), path, "exec", dont_inherit=True)
+
+
+def load_code(path: str) -> types.CodeType:
+    """The function file's code through the faasm host's code cache: every call of an invocation
+    runs the same file, so only the first compiles it (reading and compiling are most of a short
+    call). A cached code object comes from the host; else the file is compiled here and offered to
+    the host, before any of its code runs (the host keeps only the main call's offer, made as its
+    first host call: no code of a call decides what a later call runs)."""
+    from pyfaasm import _host
+
+    key = os.fsencode(path)
+    if (cached := _host.get_code(key)) is not None:
+        return marshal.loads(cached)
+    code_object = compile_file(path)
+    _host.set_code(key, marshal.dumps(code_object))
+    return code_object
+
+
+def run_file(path: str, run_name: str, code_object: types.CodeType | None = None) -> dict[str, object]:
     """Run the source file as module ``run_name``, as ``runpy.run_path`` runs a file.
 
-    The module is ``sys.modules[run_name]`` and the file ``sys.argv[0]`` while it runs;
-    compiled without this module's ``__future__`` flags. Returns the module's globals.
+    The module is ``sys.modules[run_name]`` and the file ``sys.argv[0]`` while it runs. Runs
+    ``code_object`` if given (the file's, compiled), else compiles the file. Returns the module's globals.
     """
-    code_object = compile(read_source(path), path, "exec", dont_inherit=True)
+    if code_object is None:
+        code_object = compile_file(path)
     module = types.ModuleType(run_name)
     module.__dict__.update(__file__=path, __cached__=None, __loader__=None,
                            __package__=run_name.rpartition(".")[0], __spec__=None)
@@ -98,10 +121,12 @@ def call_entry(func: code.EntryFunction) -> object:
     return result
 
 
-def run(path: str, entry: int) -> int:
-    """Run the file, then its entry function; the exit code."""
+def run(path: str, entry: int, code_cache: bool = False) -> int:
+    """Run the file, then its entry function; the exit code. ``code_cache``: the file's code
+    through the faasm host's cache (load_code)."""
     try:
-        run_file(path, "__main__" if entry == code.MAIN_ENTRY else "__faasm__")
+        code_object = load_code(path) if code_cache else None
+        run_file(path, "__main__" if entry == code.MAIN_ENTRY else "__faasm__", code_object)
         func = code.entry_function(entry)
         if func is None:
             if entry == code.MAIN_ENTRY:
@@ -121,7 +146,8 @@ def main(argv: list[str]) -> int:
         return EXIT_USAGE
     sys.argv = argv[1:]
     sys.path[0] = os.path.dirname(os.path.abspath(argv[1]))  # as `python FILE` would
-    return run(argv[1], entry_from_env(os.environ))
+    # The faasm host sets the entry for every call, and serves the code cache.
+    return run(argv[1], entry_from_env(os.environ), code_cache=ENTRY_ENV in os.environ)
 
 
 if __name__ == "__main__":
