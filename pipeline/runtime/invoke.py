@@ -177,7 +177,7 @@ def _label(path: Path, root: Path) -> str:
 def machine_code(codegen_dir: Path, engine: wasmtime.Engine, wasm_path: Path, label: str,
                  digests: DigestMemo) -> Path:
     """wasm.find_artifact, with the wasm's digest from the memo (StaleCodegen if codegen has not made it)."""
-    fingerprint = wasm.compat_fingerprint(engine)  # once: wasmtime's version is a metadata lookup (~8 ms)
+    fingerprint = wasm.compat_fingerprint(engine)  # once, for the key and the target directory
     digest = digests.sha256(wasm_path)
     target_dir = codegen_dir / str(fingerprint["target"])  # wasm.target_dir's layout
     artifact = target_dir / f"{wasm.key_for(fingerprint, digest)}{wasm.ARTIFACT_SUFFIX}"
