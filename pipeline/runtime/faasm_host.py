@@ -16,6 +16,10 @@ pipeline.wasmbuild.snapshot).
   has its own deadline in ticks, so concurrent calls time out independently. Time spent
   blocked in ``await_call`` is not charged to the waiting call.
 - Memory limit: ``Store.set_limits(memory_size=...)``; a guest over it gets MemoryError.
+- Code cache: the main call's runner offers the function file's compiled code (marshal data)
+  as its first host call, before any of the file's code runs; later calls load it instead
+  of reading and compiling the file (pyfaasm.run.load_code). Nothing else is taken, and
+  nothing any call's own code does decides what a later call runs.
 - Host functions return error codes and never raise: wasmtime-py passes a callback's
   exception through one process-wide slot, which concurrent calls would race on.
 """
@@ -24,13 +28,15 @@ from __future__ import annotations
 
 import ctypes
 import math
+import os
 import queue
+import shutil
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -44,11 +50,16 @@ NAMESPACE = wasm.FAASM_NAMESPACE
 ENTRY_ENV = "FAASM_ENTRY"
 RUNNER_ARGV = ("-m", "pyfaasm.run")
 TICK_S = 0.01
+# A call's directory under the host's scratch: its /tmp and the files its stdout and stderr go to.
+CALL_TMP, CALL_STDOUT, CALL_STDERR = "tmp", "stdout", "stderr"
 # Error results of the host functions; pyfaasm/_host.c has the same numbers.
 NO_SUCH_CALL = -1
 NOT_FINISHED = -2
 BAD_ARGUMENT = -3
 REFUSED = -4
+NO_CACHED_CODE = NO_SUCH_CALL  # the code cache has nothing for that path
+# Host functions that only read the code cache: they do not count as a call's host calls.
+CODE_CACHE_LOOKUPS = frozenset({"code_cache_size", "read_code_cache"})
 
 Failure = Literal["timeout", "trap", "memory"]
 Log = Callable[[str], None]
@@ -99,6 +110,7 @@ class Call:
     message: str = ""
     seconds: float = 0.0
     deadline: int = wasm.NO_DEADLINE  # in the host's epoch ticks
+    host_calls: int = 0  # faasm host calls made, code-cache lookups not counted
     done: threading.Event = field(default_factory=threading.Event)
 
     @property
@@ -155,6 +167,62 @@ def set_deadline(caller: wasmtime.Caller, ticks: int) -> None:
     wasmtime._ffi.wasmtime_context_set_epoch_deadline(caller._context(), ticks)
 
 
+def read_output(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return b""
+
+
+def dir_times(path: Path) -> tuple[int, int]:
+    stat = os.stat(path)
+    return stat.st_mtime_ns, stat.st_ctime_ns
+
+
+@dataclass(frozen=True)
+class CallDir:
+    """A directory that one call at a time works in: its /tmp (CALL_TMP) and its output files.
+
+    Making and removing directories is most of a short call's host-side cost on some file
+    systems (ext4 mounted with ``discard``: about 0.5 ms each), so the host passes a call's
+    directory on to the next call when its /tmp is as it was made: still empty, with the same
+    mtime and ctime (creating, deleting or renaming an entry, or setting its times, changes
+    both). The next call sees a /tmp no earlier call wrote to, like a fresh one.
+    """
+
+    path: Path
+    tmp_made: tuple[int, int]  # /tmp's (mtime_ns, ctime_ns) when it was made
+
+    @classmethod
+    def make(cls, scratch: Path) -> CallDir:
+        path = Path(tempfile.mkdtemp(dir=scratch, prefix="call-"))
+        (path / CALL_TMP).mkdir()
+        return cls(path, dir_times(path / CALL_TMP))
+
+    def tmp_untouched(self) -> bool:
+        tmp = self.path / CALL_TMP
+        try:
+            if dir_times(tmp) != self.tmp_made:
+                return False
+            with os.scandir(tmp) as entries:
+                return next(entries, None) is None
+        except OSError:
+            return False
+
+
+def remove_call_dir(work: Path) -> None:
+    """A finished call's directory: its output files, then /tmp, walked only if the call left files there
+    (a tree walk costs more than a short call's instance)."""
+    for name in (CALL_STDOUT, CALL_STDERR):
+        with suppress(FileNotFoundError):
+            os.unlink(work / name)
+    try:
+        os.rmdir(work / CALL_TMP)
+        os.rmdir(work)
+    except OSError:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def memory_message(call: Call, limit: int | None) -> str | None:
     if limit is None or call.code in (0, None) or b"MemoryError" not in call.stderr:
         return None
@@ -177,6 +245,8 @@ class FaasmHost:
         self._stop = threading.Event()
         self._ticks = 0  # written by the ticker only
         self._shared_linker: wasmtime.Linker | None = None
+        self._spare_dirs: list[CallDir] = []  # call directories whose /tmp no call wrote to
+        self._code_cache: tuple[bytes, bytes] | None = None  # (function file's guest path, its code)
         # Store context address -> (its call, that call's host functions by name)
         self._calls_by_store: dict[int, tuple[Call, dict[str, Callable[..., int]]]] = {}
 
@@ -196,6 +266,10 @@ class FaasmHost:
             self._queue.put(None)
         for thread in self._workers:
             thread.join()
+        with self._lock:
+            spare, self._spare_dirs = self._spare_dirs, []
+        for call_dir in spare:
+            remove_call_dir(call_dir.path)
 
     def drain(self) -> None:
         """Wait for every chained call, awaited or not (each has its own time limit)."""
@@ -270,8 +344,11 @@ class FaasmHost:
     def _run(self, call: Call) -> None:
         started = time.monotonic()
         try:
-            with tempfile.TemporaryDirectory(dir=self.scratch, prefix=f"call-{call.call_id}-") as work:
-                self._execute(call, Path(work))
+            call_dir = self._take_call_dir()
+            try:
+                self._execute(call, call_dir.path)
+            finally:
+                self._give_back(call_dir)
         except Exception as exc:  # a host bug must not leave awaiters hanging
             call.code, call.failure, call.message = ExitCode.TRAP, "trap", f"{call.label}: host error: {exc!r}"
         finally:
@@ -281,6 +358,20 @@ class FaasmHost:
             call.done.set()
         if call.call_id:
             self._report(call)
+
+    def _take_call_dir(self) -> CallDir:
+        with self._lock:
+            if self._spare_dirs:
+                return self._spare_dirs.pop()
+        return CallDir.make(self.scratch)
+
+    def _give_back(self, call_dir: CallDir) -> None:
+        """Keep the directory for the next call if its /tmp is as made; else remove it."""
+        if call_dir.tmp_untouched():
+            with self._lock:
+                self._spare_dirs.append(call_dir)
+        else:
+            remove_call_dir(call_dir.path)
 
     def _report(self, call: Call) -> None:
         lines = [f"[call {call.call_id} {stream}] {line}"
@@ -293,16 +384,15 @@ class FaasmHost:
     # -- one instance ------------------------------------------------------------
 
     def _wasi_run(self, call: Call, work: Path) -> wasm.WasiRun:
-        tmp = work / "tmp"
-        tmp.mkdir()
+        tmp = work / CALL_TMP  # made empty by CallDir
         return wasm.WasiRun(
             argv=list(self.guest.argv),
             env={**self.guest.env, ENTRY_ENV: str(call.entry)},
             preopens=[*self.guest.preopens, (tmp, "/tmp")],
             read_only=self.guest.read_only,
             stdin=call.stdin,
-            stdout=work / "stdout",
-            stderr=work / "stderr",
+            stdout=work / CALL_STDOUT,
+            stderr=work / CALL_STDERR,
             max_wasm_stack=self.engine.settings.max_wasm_stack,
         )
 
@@ -316,9 +406,7 @@ class FaasmHost:
         call.deadline = self._ticks + ticks
         store.set_epoch_deadline(ticks)
         call.code, call.failure, call.message = self._start(store, call)
-        for name in ("stdout", "stderr"):
-            path = work / name
-            setattr(call, name, path.read_bytes() if path.exists() else b"")
+        call.stdout, call.stderr = read_output(work / CALL_STDOUT), read_output(work / CALL_STDERR)
         if call.failure is None and (message := memory_message(call, self.limits.memory_bytes)):
             call.failure, call.message = "memory", message
 
@@ -382,6 +470,9 @@ class FaasmHost:
             except Exception as exc:  # never raise into wasmtime (see module doc)
                 self.log(f"faasm: {call.label}: host function {name} failed: {exc!r}")
                 return BAD_ARGUMENT
+            finally:
+                if name not in CODE_CACHE_LOOKUPS:
+                    call.host_calls += 1
 
         return host_function
 
@@ -419,9 +510,39 @@ class FaasmHost:
             data = done.output[:max(0, length)]
             return len(data) if write_guest(caller, ptr, data) else BAD_ARGUMENT
 
+        def code_cache_size(caller: wasmtime.Caller, path_ptr: int, path_length: int) -> int:
+            code = self._cached_code(read_guest(caller, path_ptr, path_length))
+            return NO_CACHED_CODE if code is None else len(code)
+
+        def read_code_cache(caller: wasmtime.Caller, path_ptr: int, path_length: int, ptr: int, length: int) -> int:
+            code = self._cached_code(read_guest(caller, path_ptr, path_length))
+            if code is None:
+                return NO_CACHED_CODE
+            data = code[:max(0, length)]
+            return len(data) if write_guest(caller, ptr, data) else BAD_ARGUMENT
+
+        def write_code_cache(caller: wasmtime.Caller, path_ptr: int, path_length: int, ptr: int, length: int) -> int:
+            # Only the main call, before any other host call (this one counts: so once per invocation).
+            if call.call_id != 0 or call.host_calls:
+                return REFUSED
+            path, code = read_guest(caller, path_ptr, path_length), read_guest(caller, ptr, length)
+            if path is None or code is None:
+                return BAD_ARGUMENT
+            with self._lock:
+                self._code_cache = (path, code)
+            return 0
+
         return [("chain_call", chain_call, 3), ("await_call", await_call, 1), ("input_size", input_size, 0),
                 ("read_input", read_input, 2), ("write_output", write_output, 2),
-                ("call_output_size", call_output_size, 1), ("read_call_output", read_call_output, 3)]
+                ("call_output_size", call_output_size, 1), ("read_call_output", read_call_output, 3),
+                ("code_cache_size", code_cache_size, 2), ("read_code_cache", read_code_cache, 4),
+                ("write_code_cache", write_code_cache, 4)]
+
+    def _cached_code(self, path: bytes | None) -> bytes | None:
+        """The function file's compiled code the main call offered, if it is for ``path``."""
+        with self._lock:
+            cached = self._code_cache
+        return cached[1] if cached is not None and path is not None and cached[0] == path else None
 
     def _missing(self, call_id: int) -> int:
         with self._lock:

@@ -29,11 +29,12 @@ import wasmtime
 
 from ..arguments import OneLineArgumentParser
 from ..errors import ExitCode, PipelineError, report_error
-from ..files import sha256_file, write_atomic
+from ..files import write_atomic
 from ..paths import CODEGEN_TASK, Paths
 from . import faasm_host, wasm
+from .digests import DigestMemo
 from .guest import GUEST_ENV, SNAPSHOT_INFO, SNAPSHOT_TASK, read_snapshot_info
-from .wasm import StaleCodegen, find_artifact
+from .wasm import StaleCodegen
 
 FUNCTION_FILE = "function.py"
 GUEST_FUNC_DIR = "/func"
@@ -173,23 +174,39 @@ def _label(path: Path, root: Path) -> str:
         return str(path)
 
 
-def load_module(inv: Invocation, engine: wasmtime.Engine, wasm_path: Path, label: str) -> wasmtime.Module:
+def machine_code(codegen_dir: Path, engine: wasmtime.Engine, wasm_path: Path, label: str,
+                 digests: DigestMemo) -> Path:
+    """wasm.find_artifact, with the wasm's digest from the memo (StaleCodegen if codegen has not made it)."""
+    fingerprint = wasm.compat_fingerprint(engine)  # once, for the key and the target directory
+    digest = digests.sha256(wasm_path)
+    target_dir = codegen_dir / str(fingerprint["target"])  # wasm.target_dir's layout
+    artifact = target_dir / f"{wasm.key_for(fingerprint, digest)}{wasm.ARTIFACT_SUFFIX}"
+    if not artifact.is_file():
+        raise StaleCodegen(
+            f"no machine code for {label} (sha256 {digest[:16]}) with wasmtime {fingerprint['wasmtime']} / "
+            f"{fingerprint['target']} in {codegen_dir}: run `doit codegen`"
+        )
+    return artifact
+
+
+def load_module(inv: Invocation, engine: wasmtime.Engine, wasm_path: Path, label: str,
+                digests: DigestMemo | None = None) -> wasmtime.Module:
     """The module for wasm_path: from codegen's artifact (StaleCodegen if none), or JIT."""
     if inv.codegen_dir is None:
         return wasm.load_module(engine, wasm_path)
-    artifact = find_artifact(inv.codegen_dir, engine, wasm_path, label)
+    artifact = machine_code(inv.codegen_dir, engine, wasm_path, label, digests or DigestMemo.default())
     try:
         return wasm.load_module(engine, wasm_path, artifact)
     except wasmtime.WasmtimeError as exc:
         raise StaleCodegen(f"{artifact}: cannot load ({exc}): run `doit codegen`") from None
 
 
-def load_python(inv: Invocation, engine: wasmtime.Engine) -> wasmtime.Module:
+def load_python(inv: Invocation, engine: wasmtime.Engine, digests: DigestMemo | None = None) -> wasmtime.Module:
     """python.wasm's module (no snapshot)."""
-    return load_module(inv, engine, inv.python_wasm, _label(inv.python_wasm, inv.runtime_root))
+    return load_module(inv, engine, inv.python_wasm, _label(inv.python_wasm, inv.runtime_root), digests)
 
 
-def snapshot_for(inv: Invocation) -> tuple[Path, str] | None:
+def snapshot_for(inv: Invocation, digests: DigestMemo | None = None) -> tuple[Path, str] | None:
     """The snapshot wasm to start calls from and its per-call export, or None for `_start`."""
     if inv.snapshot_dir is None or not has_pyfaasm(inv.runtime_root):
         if inv.snapshot_required:
@@ -200,19 +217,27 @@ def snapshot_for(inv: Invocation) -> tuple[Path, str] | None:
             raise InvokeError(f"--snapshot {inv.snapshot_dir}: no {SNAPSHOT_INFO} (run `doit snapshot`)")
         return None
     ref = read_snapshot_info(inv.snapshot_dir)
-    if ref.python_wasm_sha256 != sha256_file(inv.python_wasm):
+    if ref.python_wasm_sha256 != (digests or DigestMemo.default()).sha256(inv.python_wasm):
         raise StaleSnapshot(f"the snapshot in {inv.snapshot_dir} was made from another python.wasm than "
                             f"{_label(inv.python_wasm, inv.runtime_root)}: run `doit codegen` (or pass --no-snapshot)")
     return ref.wasm, ref.run_export
 
 
 def load_runtime(inv: Invocation, engine: wasmtime.Engine) -> tuple[wasmtime.Module, str]:
-    """The module every call instantiates and the export each call runs."""
-    snapshot = snapshot_for(inv)
-    if snapshot is None:
-        return load_python(inv, engine), faasm_host.START_EXPORT
-    wasm_path, export = snapshot
-    return load_module(inv, engine, wasm_path, f"snapshot {wasm_path.name}"), export
+    """The module every call instantiates and the export each call runs.
+
+    The wasm files' digests (python.wasm against snapshot.json, the loaded wasm for its machine
+    code) come from the stat-keyed memo (pipeline.runtime.digests), hashed only when they changed.
+    """
+    digests = DigestMemo.default()
+    try:
+        snapshot = snapshot_for(inv, digests)
+        if snapshot is None:
+            return load_python(inv, engine, digests), faasm_host.START_EXPORT
+        wasm_path, export = snapshot
+        return load_module(inv, engine, wasm_path, f"snapshot {wasm_path.name}", digests), export
+    finally:
+        digests.save()
 
 
 def _check_inputs(inv: Invocation) -> None:

@@ -31,7 +31,8 @@
  * What else the snapshot froze that belongs to the call, refreshed here before any Python:
  *   - preopens from snapshot time stay in libc's table (this wasi-libc, 2022-05, cannot
  *     forget one): each must be the same fd with the same name in the call;
- *   - cwd: wasi-libc keeps it in memory -> back to "/", where every WASI program starts;
+ *   - cwd: wasi-libc keeps it in memory -> back to "/", where every WASI program starts
+ *     (chdir only if the snapshot's is another: chdir stats the directory through the host);
  *   - argv: read from WASI here (crt1's _start, which normally does it, never runs);
  *   - os.environ, random state, ...: pyfaasm.snapshot.run_call.
  * _start is untouched: without these exports python.wasm behaves exactly as before.
@@ -218,7 +219,9 @@ static int32_t run_call(void) {
     }
     if (!snapshot_preopens_unchanged())
         return EXIT_PREOPENS_CHANGED;
-    if (chdir("/") != 0)
+    /* getcwd reads wasi-libc's memory; chdir costs two stat round trips to the host (~0.2 ms). */
+    char cwd[2];
+    if ((getcwd(cwd, sizeof cwd) == NULL || strcmp(cwd, "/") != 0) && chdir("/") != 0)
         perror("pyfaasm snapshot: chdir /");
 
     int32_t code = 1;

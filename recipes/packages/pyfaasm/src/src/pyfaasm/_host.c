@@ -22,6 +22,11 @@ FAASM_IMPORT("read_input") int32_t faasm_read_input(uint8_t *buf, int32_t len);
 FAASM_IMPORT("write_output") int32_t faasm_write_output(const uint8_t *buf, int32_t len);
 FAASM_IMPORT("call_output_size") int32_t faasm_call_output_size(int32_t call_id);
 FAASM_IMPORT("read_call_output") int32_t faasm_read_call_output(int32_t call_id, uint8_t *buf, int32_t len);
+FAASM_IMPORT("code_cache_size") int32_t faasm_code_cache_size(const uint8_t *path, int32_t path_len);
+FAASM_IMPORT("read_code_cache")
+int32_t faasm_read_code_cache(const uint8_t *path, int32_t path_len, uint8_t *buf, int32_t len);
+FAASM_IMPORT("write_code_cache")
+int32_t faasm_write_code_cache(const uint8_t *path, int32_t path_len, const uint8_t *code, int32_t len);
 
 /* Error results; keep in step with pipeline/faasm_host.py. */
 #define FAASM_NO_SUCH_CALL (-1)
@@ -109,6 +114,47 @@ static PyObject *set_output(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* The invocation's compiled function file (marshal data), if the host has it for `path`; else None. */
+static PyObject *get_code(PyObject *self, PyObject *args) {
+    Py_buffer path;
+    if (!PyArg_ParseTuple(args, "y*:get_code", &path)) return NULL;
+    if (!fits_int32(path.len)) {
+        PyBuffer_Release(&path);
+        return NULL;
+    }
+    PyObject *code = NULL;
+    int32_t size = faasm_code_cache_size(path.buf, (int32_t)path.len);
+    if (size == FAASM_NO_SUCH_CALL) {
+        code = Py_NewRef(Py_None);
+    } else if (size < 0) {
+        host_error(size, "get_code");
+    } else if ((code = PyBytes_FromStringAndSize(NULL, size)) != NULL) {
+        int32_t got = faasm_read_code_cache(path.buf, (int32_t)path.len, (uint8_t *)PyBytes_AS_STRING(code), size);
+        if (got != size) {
+            Py_CLEAR(code);
+            host_error(got < 0 ? got : FAASM_BAD_ARGUMENT, "get_code");
+        }
+    }
+    PyBuffer_Release(&path);
+    return code;
+}
+
+/* Offer the compiled function file to the host for later calls: True if it took it (only as the
+   main call's first host call, once per invocation), False if it refused. */
+static PyObject *set_code(PyObject *self, PyObject *args) {
+    Py_buffer path, code;
+    if (!PyArg_ParseTuple(args, "y*y*:set_code", &path, &code)) return NULL;
+    PyObject *result = NULL;
+    if (fits_int32(path.len) && fits_int32(code.len)) {
+        int32_t status = faasm_write_code_cache(path.buf, (int32_t)path.len, code.buf, (int32_t)code.len);
+        result = status == 0 ? Py_NewRef(Py_True) : status == FAASM_REFUSED ? Py_NewRef(Py_False)
+                                                                             : host_error(status, "set_code");
+    }
+    PyBuffer_Release(&path);
+    PyBuffer_Release(&code);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"chain_call", chain_call, METH_VARARGS,
      "chain_call(entry, input=b'') -> call id: start entry `entry` of this function file."},
@@ -117,6 +163,10 @@ static PyMethodDef methods[] = {
     {"set_output", set_output, METH_VARARGS, "set_output(data): set this call's output bytes."},
     {"get_call_output", get_call_output, METH_VARARGS,
      "get_call_output(call_id) -> a finished call's output bytes."},
+    {"get_code", get_code, METH_VARARGS,
+     "get_code(path) -> the function file's compiled code (marshal data) if the host has it, else None."},
+    {"set_code", set_code, METH_VARARGS,
+     "set_code(path, code) -> whether the host keeps the compiled function file for later calls."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -8,12 +8,13 @@ python.wasm's C exports (recipes/snapshot/exports.c) call these two functions:
   heap for the garbage collector so calls do not touch (copy) its pages.
 - ``run_call(argv, environ)`` in a fresh instance of the snapshot, once per call: refreshes
   what the snapshot froze that belongs to the call (environment, argv, random state, start
-  time), then runs ``python -m pyfaasm.run FILE`` the way ``runpy`` would.
+  time), then runs ``python -m pyfaasm.run FILE`` as ``python -m`` would.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import gc
 import importlib
 import os
@@ -23,6 +24,7 @@ import time
 PRELOAD_ENV = "PYFAASM_PRELOAD"
 RUNNER_ARGS = ["-m", "pyfaasm.run"]
 EXIT_USAGE = 2
+MT19937_KEY_BYTES = 624 * 4  # MT19937's state: 624 32-bit words
 # The fd scan for files left open at snapshot time; WASI numbers fds from 0 up.
 MAX_FD_CHECKED = 1024
 
@@ -57,13 +59,11 @@ def open_files(preopen_fds: tuple[int, ...]) -> list[str]:
 
 
 def preinitialize(preopen_fds: tuple[int, ...]) -> None:
-    import pyfaasm.code  # noqa: F401 (imported for the snapshot)
-    import pyfaasm.run  # noqa: F401
-
-    # What the runner imports lazily on every call: runpy.run_path imports pkgutil (about 10 ms
-    # of each empty call otherwise); a traceback reads the function's source through tokenize.
-    import pkgutil  # noqa: F401
+    # Imported for the snapshot. tokenize: a traceback reads the function's source through it.
     import tokenize  # noqa: F401
+
+    import pyfaasm.code
+    import pyfaasm.run  # noqa: F401
 
     for name in preload_list(os.environ):
         importlib.import_module(name)
@@ -96,7 +96,10 @@ def reseed() -> None:
     if (tempfile := sys.modules.get("tempfile")) is not None:
         tempfile._name_sequence = None  # its RNG is recreated on first use
     if (numpy_random := sys.modules.get("numpy.random")) is not None:
-        numpy_random.seed()  # the legacy global RandomState (np.random.rand & co.)
+        # The legacy global RandomState (np.random.rand & co.): its whole MT19937 key from the call's
+        # urandom (seed() with no argument hashes 128 bits through SeedSequence, ~0.5 ms in wasm).
+        numpy = sys.modules["numpy"]
+        numpy_random.seed(numpy.frombuffer(os.urandom(MT19937_KEY_BYTES), dtype=numpy.uint32))
     if (logging := sys.modules.get("logging")) is not None:
         # relativeCreated counts from the call's start (time_ns() since 3.13, time() before)
         logging._startTime = time.time_ns() if isinstance(logging._startTime, int) else time.time()
@@ -134,7 +137,5 @@ def run_call(argv: list[str], environ: dict[bytes, bytes]) -> int:
         # What interpreter finalization does under _start: atexit handlers, then flushing.
         atexit._run_exitfuncs()
         for stream in (sys.stdout, sys.stderr):
-            try:
+            with contextlib.suppress(OSError, ValueError):
                 stream.flush()
-            except (OSError, ValueError):
-                pass
