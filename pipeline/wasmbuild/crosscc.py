@@ -142,6 +142,7 @@ def link_step(settings: CrossSettings, args: list[str], linker: str = "ldshared"
     return code
 
 
+OUTER_PYTHONPATH = "PIPELINE_OUTER_PYTHONPATH"  # the caller's PYTHONPATH, kept aside by the cython stand-in
 CYTHON_PATH_OPTIONS = frozenset({"-o", "--output-file", "-I", "--include-dir"})
 
 
@@ -170,7 +171,11 @@ def cython_step(args: list[str], root: str) -> int:
     if real is None:
         print("crosscc: no cython on PATH besides this stand-in", file=sys.stderr)
         return 1
-    return subprocess.run([real, *absolute], cwd=root, check=False).returncode
+    env = dict(os.environ)
+    env["PYTHONPATH"] = env.pop(OUTER_PYTHONPATH, "")
+    if not env["PYTHONPATH"]:
+        del env["PYTHONPATH"]
+    return subprocess.run([real, *absolute], cwd=root, env=env, check=False).returncode
 
 
 def main(argv: list[str] | None = None) -> int:

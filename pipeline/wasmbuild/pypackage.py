@@ -27,7 +27,7 @@ from ..errors import PipelineError, report_error
 from ..files import write_atomic
 from .contracts import BuildInfo, Extension, ExtensionList, Provenance
 from .crossargs import CrossSettings, ExtensionEvent, read_events
-from .crosscc import module_name
+from .crosscc import OUTER_PYTHONPATH, module_name
 from .relocate import TOKEN, relocate_wheel
 from .toolchain import TemplatePaths, fill_template, write_exec_wrapper
 
@@ -50,12 +50,19 @@ def write_wrappers(bin_dir: Path, target: str) -> dict[str, str]:
     Named like the toolchain's own wrappers (`<target>-cc`), so the toolchain's
     cross-file template can point at them.
     """
-    return {
-        mode: str(write_exec_wrapper(bin_dir / (mode if mode == "cython" else f"{target}-{mode}"),
+    wrappers = {
+        mode: str(write_exec_wrapper(bin_dir / f"{target}-{mode}",
                                      [sys.executable, "-m", "pipeline.wasmbuild.crosscc", mode],
                                      {"PYTHONPATH": str(CODE_ROOT)}))
-        for mode in ("cc", "c++", "ldshared", "cython")
+        for mode in ("cc", "c++", "ldshared")
     }
+    # Cython is Python: the real one needs the build environment's PYTHONPATH (pip's isolation
+    # works through it), which the stand-in keeps aside for it.
+    cython = bin_dir / "cython"
+    write_atomic(cython, f"#!/bin/sh\n{OUTER_PYTHONPATH}=\"$PYTHONPATH\" PYTHONPATH={shlex.quote(str(CODE_ROOT))} "
+                         f"exec {shlex.quote(sys.executable)} -m pipeline.wasmbuild.crosscc cython \"$@\"\n",
+                 mode=0o755)
+    return {**wrappers, "cython": str(cython)}
 
 
 def meson_cross_template() -> Path:
