@@ -294,7 +294,8 @@ def test() -> None:
     if not imports:
         return
     cpython = Path(ctx.cpython)
-    packages = [out, *map(Path, ctx.package_deps)]
+    # packages with Python modules; a library recipe's output (headers, archives) has none
+    packages = [out, *(dep for dep in map(Path, ctx.package_deps) if (dep / "site-packages").is_dir())]
     wasm = work / "test-python.wasm"
     tc = ctx.toolchain
     extensions = link_python(cpython, packages, tc.cc, wasm, work / "link", tc.nm, libcxx_lib=tc.libcxx_lib)
