@@ -207,7 +207,7 @@ def cmd_repro(args: argparse.Namespace) -> int:
     from .engine.repro import repro
 
     engine = engine_for_tasks(args.root, args.tasks)
-    same, lines = repro(engine, args.tasks, twice=args.twice, keep=args.keep)
+    same, lines = repro(engine, args.tasks, twice=args.twice, keep=args.keep, reuse=args.reuse)
     print("\n".join(lines))
     return 0 if same else 1
 
@@ -302,6 +302,8 @@ def make_parser(prog: str = "python -m pipeline") -> argparse.ArgumentParser:
     repro.add_argument("tasks", nargs="+", metavar="TASK")
     repro.add_argument("--twice", action="store_true", help="build both sides fresh (two cold builds)")
     repro.add_argument("--keep", action="store_true", help="keep the temporary copies (their path is printed)")
+    repro.add_argument("--reuse", type=Path, metavar="DIR",
+                       help="compare with the second build a `--keep` run left in DIR instead of building it again")
     repro.set_defaults(func=cmd_repro)
     trees = sub.add_parser(
         "build-recipes", help="build a tree of recipes (e.g. Pyodide's packages/) past failures; report each",

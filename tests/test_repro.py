@@ -24,9 +24,14 @@ def relocatable_project(tmp_path: Path, name: str, cache: Path) -> Project:
 @needs_llvm
 def test_repro_builds_the_program_again_at_another_path_and_finds_it_the_same(tmp_path: Path) -> None:
     project = relocatable_project(tmp_path, "one", tmp_path / "cache")
-    proc = project.cli("repro", "program", check=False)
+    proc = project.cli("repro", "program", "--keep", check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "reproducible: 3/3 tasks, 0 files differ" in proc.stdout
+    kept = next(line.split(" ", 2)[2] for line in proc.stdout.splitlines() if line.startswith("repro: kept "))
+    (Path(kept) / "second/checkout/at-another-path/build/program/where.o").write_bytes(b"\0asm other")
+    again = project.cli("repro", "program", "--reuse", kept, check=False)
+    assert again.returncode == 1 and "DIFFERS  program: 1 of 2 files differ" in again.stdout, again.stdout
+    shutil.rmtree(kept)
     for name in ("where.o", "where-wrapped.o"):  # compiled from a relative and from an absolute path
         built = (project.root / "build/program" / name).read_bytes()
         assert b"where.c" in built and str(project.root).encode() not in built

@@ -191,13 +191,20 @@ def report(results: list[TaskResult]) -> list[str]:
     return lines
 
 
-def repro(engine: Engine, tasks: list[str], twice: bool, keep: bool) -> tuple[bool, list[str]]:
-    """Build `tasks` again elsewhere and compare their closure's outputs; (all same, report)."""
+def repro(engine: Engine, tasks: list[str], twice: bool, keep: bool,
+          reuse: Path | None = None) -> tuple[bool, list[str]]:
+    """Build `tasks` again elsewhere and compare their closure's outputs; (all same, report).
+    `reuse`: the scratch folder of an earlier `--keep` run, whose second build is used as it is."""
     closure = [task for task in engine.graph.order if any(task in engine.graph.closure(t) for t in tasks)]
-    scratch = Path(tempfile.mkdtemp(prefix="pywasm-repro-"))
+    scratch = reuse or Path(tempfile.mkdtemp(prefix="pywasm-repro-"))
+    keep = keep or reuse is not None
     try:
-        second = copy_checkout(engine.paths.root, engine.paths.build, scratch / DEEPER)
-        run_build(second, tasks, scratch / "cache-second", scratch / "second.log")
+        second = scratch / DEEPER
+        if reuse is None:
+            copy_checkout(engine.paths.root, engine.paths.build, second)
+            run_build(second, tasks, scratch / "cache-second", scratch / "second.log")
+        elif not (second / engine.paths.build.relative_to(engine.paths.root)).is_dir():
+            raise PipelineError(f"--reuse {reuse}: no second build in it (a folder `repro --keep` printed)")
         if twice:
             first = copy_checkout(engine.paths.root, engine.paths.build, scratch / "first")
             run_build(first, tasks, scratch / "cache-first", scratch / "first.log")
