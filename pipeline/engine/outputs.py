@@ -59,6 +59,7 @@ class TreeDiff:
     only_second: list[str]
     differ: list[str]
     compared: int
+    left_out: int = 0  # files declared `unreproducible:`, not compared
 
     @property
     def same(self) -> bool:
@@ -80,8 +81,10 @@ def same_file(first: Path, second: Path) -> bool:
 
 
 def compare_trees(first: Path, second: Path, exempt: list[str]) -> TreeDiff:
-    ones = {name: path for name, path in output_files(first) if not is_exempt(name, exempt)}
+    all_ones = dict(output_files(first))
+    ones = {name: path for name, path in all_ones.items() if not is_exempt(name, exempt)}
     twos = {name: path for name, path in output_files(second) if not is_exempt(name, exempt)}
     both = sorted(ones.keys() & twos.keys())
     return TreeDiff(only_first=sorted(ones.keys() - twos.keys()), only_second=sorted(twos.keys() - ones.keys()),
-                    differ=[name for name in both if not same_file(ones[name], twos[name])], compared=len(both))
+                    differ=[name for name in both if not same_file(ones[name], twos[name])], compared=len(both),
+                    left_out=len(all_ones) - len(ones))

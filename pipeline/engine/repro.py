@@ -173,7 +173,8 @@ def report(results: list[TaskResult]) -> list[str]:
     for result in results:
         diff = result.diff
         if diff.same:
-            lines.append(f"  same     {result.task} ({diff.compared} files)")
+            exempt = f", {diff.left_out} declared unreproducible" if diff.left_out else ""
+            lines.append(f"  same     {result.task} ({diff.compared} files{exempt})")
             continue
         lines.append(f"  DIFFERS  {result.task}: {len(diff.differ)} of {diff.compared} files differ"
                      + (f", {len(diff.only_first)} only in first" if diff.only_first else "")
