@@ -99,6 +99,7 @@ class CrossSettings(FlatContract):
     ld: str
     log: str  # cross.jsonl: every compile and every extension archive, appended
     drop_includes: tuple[str, ...] = ()  # host include dirs that must never reach a wasm compile
+    cxx_link: tuple[str, ...] = ()  # added when the C++ compiler links a program (libc++'s -L)
 
     def to_env(self) -> dict[str, str]:
         return {CROSS_ENV: self.to_text()}

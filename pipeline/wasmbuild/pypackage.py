@@ -81,6 +81,8 @@ def cross_settings(ctx: BuildContext, info: BuildInfo, log: Path) -> CrossSettin
         ar=tc.ar, nm=tc.nm, ld=tc.ld, log=str(log),
         # The build-python's own headers: x86_64 pyconfig.h must never reach a wasm compile.
         drop_includes=(str(Path(ctx.build_python) / "include" / Path(info.include).name),),
+        # Build systems' link checks (meson's BLAS symbol probe) link whole programs with CXX.
+        cxx_link=(f"-L{tc.libcxx_lib}",),
     )
 
 
