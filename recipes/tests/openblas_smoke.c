@@ -4,7 +4,8 @@
  * interface with f2c's calling conventions (numpy's lapack_lite calls it): subroutines
  * return int, REAL functions return double, COMPLEX functions return through a first
  * pointer argument. A mismatch there would be a wasm signature mismatch, which traps.
- * Also times a 500x500 dgemm (printed, not checked).
+ * And OpenBLAS's own LU and Cholesky (dgetrf/dgetrs, dpotrf: its LAPACK subset, which numpy's
+ * lapack_lite then leaves to it). Also times a 500x500 dgemm (printed, not checked).
  */
 #include <math.h>
 #include <stdio.h>
@@ -18,6 +19,9 @@ int dgemm_(char *ta, char *tb, int *m, int *n, int *k, double *alpha, double *a,
 int dtrsm_(char *side, char *uplo, char *ta, char *diag, int *m, int *n, double *alpha,
            double *a, int *lda, double *b, int *ldb);
 double sdot_(int *n, float *x, int *incx, float *y, int *incy);
+int dgetrf_(int *m, int *n, double *a, int *lda, int *ipiv, int *info);
+int dgetrs_(char *trans, int *n, int *nrhs, double *a, int *lda, int *ipiv, double *b, int *ldb, int *info);
+int dpotrf_(char *uplo, int *n, double *a, int *lda, int *info);
 void zdotc_(dcomplex *ret, int *n, dcomplex *x, int *incx, dcomplex *y, int *incy);
 
 static double rnd(unsigned *state) {
@@ -80,6 +84,48 @@ int main(void) {
         }
     dtrsm_("L", "L", "N", "U", &s, &n, &one, l, &s, rhs, &s);
     failed |= check("dtrsm_ (f2c interface)", rhs, x, s * n);
+
+    /* LU: solve M x = rhs for a diagonally dominant M, check the residual */
+    int q = 150, info = -1, nrhs = 1;
+    double *mat = malloc(sizeof(double) * q * q), *lu = malloc(sizeof(double) * q * q);
+    double *sol = malloc(sizeof(double) * q), *want = malloc(sizeof(double) * q);
+    int *piv = malloc(sizeof(int) * q);
+    for (int i = 0; i < q * q; i++) mat[i] = rnd(&seed);
+    for (int i = 0; i < q; i++) { mat[i + i * q] += q; want[i] = rnd(&seed); }
+    for (int i = 0; i < q; i++) {
+        double v = 0;
+        for (int p = 0; p < q; p++) v += mat[i + p * q] * want[p];
+        sol[i] = v;
+    }
+    for (int i = 0; i < q * q; i++) lu[i] = mat[i];
+    dgetrf_(&q, &q, lu, &q, piv, &info);
+    failed |= info != 0;
+    dgetrs_("N", &q, &nrhs, lu, &q, piv, sol, &q, &info);
+    failed |= info != 0;
+    failed |= check("dgetrf_ + dgetrs_ (solve)", sol, want, q);
+
+    /* Cholesky of S = M^T M: L L^T must give S back */
+    double *spd = malloc(sizeof(double) * q * q), *back = calloc((size_t)q * q, sizeof(double));
+    for (int j = 0; j < q; j++)
+        for (int i = 0; i < q; i++) {
+            double v = 0;
+            for (int p = 0; p < q; p++) v += mat[p + i * q] * mat[p + j * q];
+            spd[i + j * q] = v;
+        }
+    for (int i = 0; i < q * q; i++) lu[i] = spd[i];
+    dpotrf_("L", &q, lu, &q, &info);
+    failed |= info != 0;
+    for (int j = 0; j < q; j++)
+        for (int i = j; i < q; i++) {
+            double v = 0;
+            for (int p = 0; p <= j; p++) v += lu[i + p * q] * lu[j + p * q];
+            back[i + j * q] = v;
+        }
+    double worst = 0;
+    for (int j = 0; j < q; j++)
+        for (int i = j; i < q; i++) worst = fmax(worst, fabs(back[i + j * q] - spd[i + j * q]) / spd[i + i * q]);
+    printf("dpotrf_: max relative error %.3g\n", worst);
+    failed |= worst > 1e-12;
 
     float fx[5] = {1, 2, 3, 4, 5}, fy[5] = {5, 4, 3, 2, 1};
     int five = 5, inc = 1;
