@@ -289,3 +289,37 @@ def test_cli_compile_bad_target(progs: dict[str, Path], tmp_path: Path) -> None:
     args = ["compile", "--target", "bogus-triple", str(progs["hello0"]), "-o", str(out)]
     assert wasm.main(args) == 2
     assert not out.exists()
+
+
+SIMD_SOURCE = r"""
+#include <wasm_simd128.h>
+__attribute__((import_module("wasi_snapshot_preview1"), import_name("proc_exit")))
+_Noreturn void proc_exit(int code);
+void _start(void) {
+  volatile double in[4] = {1, 2, 3, 4};
+  v128_t a = wasm_f64x2_make(in[0], in[1]), b = wasm_f64x2_make(in[2], in[3]);
+#ifdef RELAXED
+  v128_t r = wasm_f64x2_relaxed_madd(a, b, a);
+#else
+  v128_t r = wasm_f64x2_add(wasm_f64x2_mul(a, b), a);
+#endif
+  proc_exit((int)(wasm_f64x2_extract_lane(r, 0) + wasm_f64x2_extract_lane(r, 1)));  /* 4 + 10 */
+}
+"""
+
+
+def test_engine_runs_wasm_simd_and_refuses_relaxed_simd(tmp_path: Path) -> None:
+    """numpy and OpenBLAS use simd128 (numpy-blas: openblas); relaxed SIMD is off and keyed."""
+    src = tmp_path / "simd.c"
+    src.write_text(SIMD_SOURCE)
+    built = {}
+    for name, flags in (("simd", ["-msimd128"]), ("relaxed", ["-msimd128", "-mrelaxed-simd", "-DRELAXED"])):
+        built[name] = tmp_path / f"{name}.wasm"
+        subprocess.run([CLANG or "clang-19", "--target=wasm32-wasi", "-nostdlib", "-O2", "-Wl,--no-entry",
+                        "-Wl,--export=_start", *flags, str(src), "-o", str(built[name])], check=True)
+    engine = wasm.make_engine()
+    assert wasm.run_wasi(wasm.load_module(engine, built["simd"]), engine, wasm.WasiRun()) == 14
+    with pytest.raises(wasmtime.WasmtimeError):
+        wasm.load_module(engine, built["relaxed"])
+    fp = wasm.compat_fingerprint(engine)
+    assert fp["simd"] is True and fp["relaxed_simd"] is False

@@ -76,6 +76,9 @@ MirrorBase = Annotated[str, AfterValidator(check_mirror_base)]
 class ProjectConfig(Spec):
     target: str = "wasm32-wasi"
     malloc: Literal["dlmalloc", "mimalloc"] = "dlmalloc"
+    # numpy's BLAS/LAPACK: OpenBLAS (recipes/openblas.yaml) with wasm SIMD, or none
+    # (numpy's bundled lapack_lite, no SIMD: the earlier build, kept for measurement).
+    numpy_blas: Literal["openblas", "none"] = "openblas"
     jobs: Count | None = None  # make -j inside one task; default: the machine's core count
     workers: Count | None = None  # tasks run at once; default: the core count
     cache_dir: str | None = None  # default: $XDG_CACHE_HOME/pywasm-pipeline

@@ -58,6 +58,10 @@ class EngineSettings:
     consume_fuel: bool = False
     epoch_interruption: bool = True
     cpu_features: str = "baseline"  # target pinned: no native CPU feature inference
+    # wasm SIMD (simd128): numpy and OpenBLAS are built with -msimd128 (numpy-blas: openblas).
+    # Relaxed SIMD is not emitted by our builds; off, no result can depend on the host CPU.
+    simd: bool = True
+    relaxed_simd: bool = False
 
 
 class WasmEngine(wasmtime.Engine):
@@ -73,6 +77,8 @@ class WasmEngine(wasmtime.Engine):
         config.max_wasm_stack = settings.max_wasm_stack
         config.epoch_interruption = settings.epoch_interruption
         config.consume_fuel = settings.consume_fuel
+        config.wasm_simd = settings.simd
+        config.wasm_relaxed_simd = settings.relaxed_simd
         config.target = settings.target
         super().__init__(config)
         self.settings = settings

@@ -210,7 +210,8 @@ class CliCompiler:
     def compile(self, rel: str, source: Path, dest: Path) -> None:
         s = self.settings
         flags = (f"epoch-interruption={'y' if s.epoch_interruption else 'n'},max-wasm-stack={s.max_wasm_stack},"
-                 f"async-stack-size={s.async_stack_size}")
+                 f"async-stack-size={s.async_stack_size},simd={'y' if s.simd else 'n'},"
+                 f"relaxed-simd={'y' if s.relaxed_simd else 'n'}")
         with atomic_path(dest) as tmp:
             argv = [str(self.exe), "compile", "--target", s.target, "-W", flags, str(source), "-o", str(tmp)]
             proc = subprocess.run(argv, capture_output=True, text=True, check=False)

@@ -67,6 +67,8 @@ def compile_step(settings: CrossSettings, lang: str, args: list[str]) -> int:
         lang = "c++"  # some backends compile C++ sources with CC: give them libc++ anyway
     host_include = {f"-I{p}" for p in settings.drop_includes}
     argv = compiler(settings, lang) + [a for a in args if keep(a, host_include)]
+    if lang == "c++" and "-c" not in args and "-o" in args:
+        argv += settings.cxx_link  # a program: clang++ links libc++, which is not in the sysroot
     if "-c" in args and "-o" in args:
         append_event(Path(settings.log), CompileEvent(lang="c++" if lang == "c++" else "c", cwd=os.getcwd(),
                                                       argv=tuple(argv),

@@ -117,6 +117,8 @@ def cross_settings(ctx: BuildContext, info: BuildInfo, log: Path) -> CrossSettin
         # The build-python's own headers: x86_64 pyconfig.h must never reach a wasm compile.
         drop_includes=(str(Path(ctx.build_python) / "include" / Path(info.include).name),),
         library_dirs=tuple(library_dirs),
+        # Build systems' link checks (meson's BLAS symbol probe) link whole programs with CXX.
+        cxx_link=(f"-L{tc.libcxx_lib}",),
     )
 
 
