@@ -121,6 +121,8 @@ class Build(Spec):
     cross_build_env: bool = False
     cross_build_files: list[str] = []
     vendor_sharedlib: bool = False  # Pyodide: copy shared libraries into the wheel (none on WASI)
+    # Pyodide: test files kept despite unvendor-tests; here tests are moved aside, not deleted
+    retain_test_patterns: list[str] = Field(default=[], alias="_retain-test-patterns")
 
     @field_validator("env", mode="before")
     @classmethod
