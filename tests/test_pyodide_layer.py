@@ -156,3 +156,17 @@ def test_selection_by_name_glob_and_tag(tmp_path: Path) -> None:
     assert select(tmp_path, files, [], tags) == list(files)
     with pytest.raises(PipelineError, match="matches no recipe"):
         select(tmp_path, files, ["nothing*"], tags)
+
+
+def test_a_failed_recipe_is_reported_by_its_most_telling_line(tmp_path: Path) -> None:
+    from pipeline.engine.treebuild import failure_reason
+
+    log = tmp_path / "x.log"
+    log.write_text("+ python -m pipeline.wasmbuild.pypackage build\n"
+                   "      src/c/_cffi_backend.c:13:10: fatal error: 'dlfcn.h' file not found\n"
+                   "  error: subprocess-exited-with-error\n  ERROR: Failed building wheel for cffi\n"
+                   "error: wheel build failed (1)\n")
+    assert failure_reason(log) == "fatal error: 'dlfcn.h' file not found"
+    log.write_text("Traceback (most recent call last):\nModuleNotFoundError: No module named 'js'\n"
+                   "error: import test failed inside wasm (exit 1)\n")
+    assert failure_reason(log) == "ModuleNotFoundError: No module named 'js'"

@@ -27,6 +27,16 @@ from .project import Engine, load_engine
 from .spec import canonical_name
 
 Outcome = Literal["built", "failed", "skipped"]
+# The telling lines of a failed build, most telling first: a compiler's or linker's error, a
+# CMake error, a Python exception, an unreachable host; else any line that says error.
+REASON_PATTERNS = (
+    re.compile(r"(fatal error: .*|: error: .*|wasm-ld[^:]*: error: .*)"),
+    re.compile(r"(CMake Error.*)"),
+    re.compile(r"\b((?:[A-Z]\w*Error|[A-Z]\w*Exception): .*)"),
+    re.compile(r"(Could not resolve host: \S+)"),
+)
+GENERIC = re.compile(r"subprocess-exited-with-error|wheel build failed|metadata-generation-failed|"
+                     r"originates from a subprocess|Failed building wheel|Failed to build")
 REASON_LINE = re.compile(r"(error|Error|ERROR|failed|FAILED|not found|undefined|No such)")
 
 
@@ -72,12 +82,18 @@ def select(tree: Path, files: dict[str, Path], selection: list[str], tags: dict[
 
 
 def failure_reason(log: Path) -> str:
-    """The most telling line near the end of a failed task's log."""
+    """The most telling line of a failed task's log: the first compiler, CMake or Python error,
+    else the last line that says error."""
     if not log.is_file():
         return "failed (no log)"
     lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    for pattern in REASON_PATTERNS:
+        for line in lines:
+            found = pattern.search(line)
+            if found and not line.startswith("+"):
+                return found[1].lstrip(": ")[:200]
     for line in reversed(lines[-60:]):
-        if REASON_LINE.search(line) and not line.startswith("+"):
+        if REASON_LINE.search(line) and not line.startswith("+") and not GENERIC.search(line):
             return line[:200]
     return (lines[-1] if lines else "failed")[:200]
 
@@ -85,9 +101,11 @@ def failure_reason(log: Path) -> str:
 def outcome_of(engine: Engine, task: str) -> tuple[Outcome, str]:
     if engine.status(task).up_to_date:
         return "built", ""
-    failed_deps = [dep for dep in sorted(engine.graph.closure(task) - {task}) if not engine.status(dep).up_to_date]
+    failed_deps = {dep for dep in engine.graph.closure(task) - {task} if not engine.status(dep).up_to_date}
     if failed_deps:
-        return "skipped", f"needs {failed_deps[0]}, which failed"
+        # name the root cause: a failed dependency whose own dependencies all built
+        roots = sorted(dep for dep in failed_deps if not (engine.graph.closure(dep) - {dep}) & failed_deps)
+        return "skipped", f"needs {roots[0]}, which failed"
     return "failed", failure_reason(engine.paths.log_file(task))
 
 
