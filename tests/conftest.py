@@ -72,6 +72,12 @@ class Project:
         path.write_text(text.replace(old, new))
 
 
+def url_recipe(name: str, url: str, sha256: str, script: str, output: str) -> str:
+    """A recipe fetching one pinned `url:` source and running `script` (one line) in it."""
+    return (f'package:\n  name: {name}\n  version: "1.0"\nsource:\n  url: {url}\n  sha256: {sha256}\n'
+            f"build:\n  script: |\n    {script}\noutputs: [{output}]\n")
+
+
 def make_project(tmp_path: Path, fixture: str = "basic") -> Project:
     root = tmp_path / "project"
     shutil.copytree(FIXTURES / fixture, root)

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from conftest import Project, make_project, processes_of, serving_in_thread, survivors_after
+from conftest import Project, make_project, processes_of, serving_in_thread, survivors_after, url_recipe
 
 from pipeline.engine.state import make_manifest, manifest_problem
 
@@ -498,27 +498,14 @@ def source_tarball(where: Path) -> bytes:
     return tar.read_bytes()
 
 
-URL_RECIPE = """\
-package:
-  name: fetched
-  version: "1.0"
-source:
-  url: {url}
-  sha256: {sha}
-build:
-  script: |
-    echo fetched >> "$COUNT_FILE"
-    cp data.txt "$OUT/data.txt"
-outputs: [data.txt]
-"""
-
 
 def test_cut_off_download_is_never_used_and_is_retried(faults: Project, tmp_path: Path) -> None:
     payload = source_tarball(tmp_path / "payload")
     with serving(payload, cut=1) as server:
         url = f"http://127.0.0.1:{server.server_port}/pkg.tar.gz"
         sha = hashlib.sha256(payload).hexdigest()
-        faults.recipe("fetched").write_text(URL_RECIPE.format(url=url, sha=sha))
+        script = 'echo fetched >> "$COUNT_FILE"; cp data.txt "$OUT/data.txt"'
+        faults.recipe("fetched").write_text(url_recipe("fetched", url, sha, script, "data.txt"))
         out = faults.doit("fetched")
         assert server.requests == 2, "the cut-off download was retried once"
     assert "built" in out.stdout

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Project, make_project, serving_in_thread
+from conftest import Project, make_project, serving_in_thread, url_recipe
 
 from pipeline.engine import sources
 from pipeline.engine.sources import Served, SourceLocations, fetch_source, pypi_candidates
@@ -25,6 +25,7 @@ from pipeline.files import sha256_file
 from pipeline.paths import Paths
 
 REL = "recipes/packages/x.yaml"
+COPY_DATA = 'cp data.txt "$OUT/data.txt"'
 
 
 class NotFoundServer(http.server.ThreadingHTTPServer):
@@ -151,26 +152,14 @@ def test_recipe_with_dead_url_builds_and_the_log_says_who_served_it(
     project = make_project(tmp_path)
     with not_found() as server:
         url = f"http://127.0.0.1:{server.server_port}/packages/py2.py3/s/six/{six_wheel['filename']}"
-        project.recipe("wheel").write_text(WHEEL_RECIPE.format(url=url, sha=six_wheel["sha256"]))
+        recipe = url_recipe("wheel", url, six_wheel["sha256"], 'ls > "$OUT/files.txt"', "files.txt")
+        project.recipe("wheel").write_text(recipe)
         out = project.doit("wheel")
     assert "served by PyPI JSON API (sha256 lookup)" in out.stdout, out.stdout
     assert (project.root / "build/wheel/files.txt").read_text().split() == [six_wheel["filename"]]
     log = (project.root / "build/logs/wheel.log").read_text()
     assert f"source {six_wheel['filename']}: served by PyPI JSON API (sha256 lookup)" in log
 
-
-WHEEL_RECIPE = """\
-package:
-  name: wheel
-  version: "1.0"
-source:
-  url: {url}
-  sha256: {sha}
-build:
-  script: |
-    ls > "$OUT/files.txt"
-outputs: [files.txt]
-"""
 
 
 # --- mirrors and the local source folder (offline) ----------------------------------------------
@@ -252,7 +241,7 @@ def test_pipeline_yaml_mirrors_serve_a_doit_build(tmp_path: Path) -> None:
     with not_found() as dead, file_server(mirror_root) as mirror:
         project = mirrored_project(tmp_path, f"source-mirrors: [{mirror}]\n")
         url = f"http://127.0.0.1:{dead.server_port}/{archive.name}"
-        project.recipe("fetched").write_text(TARBALL_RECIPE.format(url=url, sha=digest))
+        project.recipe("fetched").write_text(url_recipe("fetched", url, digest, COPY_DATA, "data.txt"))
         out = project.doit("fetched")
     assert f"served by mirror {mirror}" in out.stdout, out.stdout
     assert (project.root / "build/fetched/data.txt").read_text() == "fixture payload\n"
@@ -264,24 +253,11 @@ def test_source_dir_relative_to_the_project_serves_a_doit_build(tmp_path: Path) 
     small_tarball(project.root / "local-sources")  # the same bytes, by file name
     with not_found() as dead:
         url = f"http://127.0.0.1:{dead.server_port}/{archive.name}"
-        project.recipe("fetched").write_text(TARBALL_RECIPE.format(url=url, sha=sha256_file(archive)))
+        project.recipe("fetched").write_text(url_recipe("fetched", url, sha256_file(archive), COPY_DATA, "data.txt"))
         out = project.doit("fetched")
     assert f"served by source-dir {project.root / 'local-sources'}" in out.stdout, out.stdout
     assert (project.root / "build/fetched/data.txt").read_text() == "fixture payload\n"
 
-
-TARBALL_RECIPE = """\
-package:
-  name: fetched
-  version: "1.0"
-source:
-  url: {url}
-  sha256: {sha}
-build:
-  script: |
-    cp data.txt "$OUT/data.txt"
-outputs: [data.txt]
-"""
 
 
 @pytest.mark.parametrize("base", ["ftp://mirror.invalid/x", "https://", "file://host/dir"])
