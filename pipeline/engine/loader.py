@@ -94,7 +94,7 @@ def load_recipe(paths: Paths, file: Path) -> RecipeFile:
     for index, program in enumerate(recipe.requirements.executable):
         if shutil.which(program) is None:
             raise RecipeError(rel, f"requirements.executable[{index}]",
-                              f"needs {program!r}, which is not installed here (e.g. Rust: no wasm32-wasi toolchain)")
+                              f"needs {program!r}, which is not installed here")
     return entry
 
 
