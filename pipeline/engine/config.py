@@ -280,9 +280,11 @@ def describe_toolchain(config: ProjectConfig, sysroot: Path | str, source_root: 
 RECIPE_TREES_ENV = "PIPELINE_RECIPE_TREES"
 
 
-def recipe_trees(root: Path, config: ProjectConfig) -> tuple[Path, ...]:
-    """$PIPELINE_RECIPE_TREES, then pipeline.yaml's recipe-trees; relative ones from the root."""
-    given = [item for item in os.environ.get(RECIPE_TREES_ENV, "").split(os.pathsep) if item]
+def recipe_trees(root: Path, config: ProjectConfig, first: tuple[Path, ...] = ()) -> tuple[Path, ...]:
+    """`first` (a tree being built), $PIPELINE_RECIPE_TREES, then pipeline.yaml's recipe-trees;
+    relative ones from the root."""
+    given = [str(tree) for tree in first]
+    given += [item for item in os.environ.get(RECIPE_TREES_ENV, "").split(os.pathsep) if item]
     trees = []
     for index, item in enumerate(given + config.recipe_trees):
         folder = (root / Path(item).expanduser()).resolve()
@@ -294,8 +296,8 @@ def recipe_trees(root: Path, config: ProjectConfig) -> tuple[Path, ...]:
     return tuple(trees)
 
 
-def project_paths(root: Path, config: ProjectConfig) -> Paths:
-    paths = Paths.for_project(root, config.cache_dir, recipe_trees(root.resolve(), config))
+def project_paths(root: Path, config: ProjectConfig, first_trees: tuple[Path, ...] = ()) -> Paths:
+    paths = Paths.for_project(root, config.cache_dir, recipe_trees(root.resolve(), config, first_trees))
     if paths.cache.exists() and not paths.cache.is_dir():
         raise PipelineError(
             f"cache directory {str(paths.cache)!r} (cache-dir, or $PIPELINE_CACHE_DIR) is not a directory")

@@ -92,7 +92,7 @@ def render_what_renders(paths: Paths, config: ProjectConfig, graph: Graph, host:
 
 
 def load_engine(root: Path, lock: BuildLock | None = None, witness: Witness | None = None,
-                keep_going: bool = False) -> Engine:
+                keep_going: bool = False, trees: tuple[Path, ...] = ()) -> Engine:
     """Validate and render everything up front: bad input fails before any write.
 
     `lock`: the process's one build-dir lock, when the caller already holds one (two
@@ -101,10 +101,11 @@ def load_engine(root: Path, lock: BuildLock | None = None, witness: Witness | No
     `keep_going` (building a tree of recipes): a recipe that fails to load is left out
     with everything that depends on it, and listed in `Engine.skipped`, instead of
     failing the load (a recipe whose templates fail too). A bad config still fails it.
+    `trees`: recipe trees layered before the configured ones (`build-recipes TREE`).
     """
     root = root.resolve()
     config = load_config(root)
-    paths = project_paths(root, config)
+    paths = project_paths(root, config, trees)
     skipped: dict[str, str] = {}
     if keep_going:
         failures: list[Unloadable] = []

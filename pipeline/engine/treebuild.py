@@ -125,47 +125,38 @@ def build_recipes(root: Path, tree: Path, selection: list[str], report_file: Pat
     env = dict(os.environ)
     env[RECIPE_TREES_ENV] = os.pathsep.join(filter(None, [str(tree), env.get(RECIPE_TREES_ENV, "")]))
     env[KEEP_GOING_ENV] = "1"
-    saved = {name: os.environ.get(name) for name in (RECIPE_TREES_ENV, KEEP_GOING_ENV)}
-    os.environ.update({RECIPE_TREES_ENV: env[RECIPE_TREES_ENV], KEEP_GOING_ENV: "1"})
-    try:
-        engine = load_engine(root, keep_going=True)
-        files = tree_recipes(tree)
-        by_file = {entry.file: entry for entry in engine.graph.nodes.values()}
-        own = {canonical_name(e.recipe.name): e for e in engine.graph.nodes.values()
-               if e.is_package and not e.file.is_relative_to(tree)}
-        tags = {name: list(by_file[file].recipe.package.tag) for name, file in files.items() if file in by_file}
-        chosen = select(tree, files, selection, tags)
-        shown = {name: (str(files[name].relative_to(tree.parent))) for name in chosen}
-        outcomes: dict[str, RecipeOutcome] = {}
-        tasks: list[str] = []
-        for name in chosen:
-            file = files[name]
-            if name in own:
-                tasks.append(own[name].task)
-                outcomes[name] = RecipeOutcome(name=name, recipe=shown[name], outcome="built",
-                                               overridden_by=own[name].rel)
-            elif file in by_file:
-                tasks.append(by_file[file].task)
-            else:
-                reason = engine.skipped.get(shown_path(engine.paths, file), "skipped")
-                outcomes[name] = RecipeOutcome(name=name, recipe=shown[name], outcome="skipped",
-                                               reason=reason.split(": ", 1)[-1])
-        if tasks and not dry_run:
-            run_tree_build(root, env, tasks, engine.paths.build / "logs" / "build-recipes.log")
-        engine = load_engine(root, keep_going=True)  # statuses after the build
-        for name in chosen:
-            if name in outcomes and outcomes[name].overridden_by is None:
-                continue
-            task = own[name].task if name in own else by_file[files[name]].task
-            outcome, reason = outcome_of(engine, task) if not dry_run else ("skipped", "dry run")
-            outcomes[name] = RecipeOutcome(name=name, recipe=shown[name], outcome=outcome, reason=reason,
-                                           overridden_by=own[name].rel if name in own else None)
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    engine = load_engine(root, keep_going=True, trees=(tree,))
+    files = tree_recipes(tree)
+    by_file = {entry.file: entry for entry in engine.graph.nodes.values()}
+    own = {canonical_name(e.recipe.name): e for e in engine.graph.nodes.values()
+           if e.is_package and not e.file.is_relative_to(tree)}
+    tags = {name: list(by_file[file].recipe.package.tag) for name, file in files.items() if file in by_file}
+    chosen = select(tree, files, selection, tags)
+    shown = {name: (str(files[name].relative_to(tree.parent))) for name in chosen}
+    outcomes: dict[str, RecipeOutcome] = {}
+    tasks: list[str] = []
+    for name in chosen:
+        file = files[name]
+        if name in own:
+            tasks.append(own[name].task)
+            outcomes[name] = RecipeOutcome(name=name, recipe=shown[name], outcome="built",
+                                           overridden_by=own[name].rel)
+        elif file in by_file:
+            tasks.append(by_file[file].task)
+        else:
+            reason = engine.skipped.get(shown_path(engine.paths, file), "skipped")
+            outcomes[name] = RecipeOutcome(name=name, recipe=shown[name], outcome="skipped",
+                                           reason=reason.split(": ", 1)[-1])
+    if tasks and not dry_run:
+        run_tree_build(root, env, tasks, engine.paths.build / "logs" / "build-recipes.log")
+    engine = load_engine(root, keep_going=True, trees=(tree,))  # statuses after the build
+    for name in chosen:
+        if name in outcomes and outcomes[name].overridden_by is None:
+            continue
+        task = own[name].task if name in own else by_file[files[name]].task
+        outcome, reason = outcome_of(engine, task) if not dry_run else ("skipped", "dry run")
+        outcomes[name] = RecipeOutcome(name=name, recipe=shown[name], outcome=outcome, reason=reason,
+                                       overridden_by=own[name].rel if name in own else None)
     report = RecipeReport(tree=str(tree), selection=selection or ["*"], recipes=[outcomes[n] for n in chosen])
     if report_file is not None:
         write_atomic(report_file, report.model_dump_json(indent=1))
