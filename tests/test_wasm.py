@@ -291,6 +291,16 @@ def test_cli_compile_bad_target(progs: dict[str, Path], tmp_path: Path) -> None:
     assert not out.exists()
 
 
+def test_cli_run_names_a_missing_directory_or_module(
+    progs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "absent"
+    assert wasm.main(["run", "--dir", f"{missing}::/data", str(progs["hello0"])]) == 2
+    assert capsys.readouterr().err == f"error: --dir {missing}::/data: {missing} is not a directory\n"
+    assert wasm.main(["run", str(tmp_path / "absent.wasm")]) == 2
+    assert "absent.wasm: no such wasm file" in capsys.readouterr().err
+
+
 SIMD_SOURCE = r"""
 #include <wasm_simd128.h>
 __attribute__((import_module("wasi_snapshot_preview1"), import_name("proc_exit")))

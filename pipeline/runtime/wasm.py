@@ -432,6 +432,14 @@ def main(argv: list[str] | None = None) -> int:
             return report_error(exc, ExitCode.BAD_INPUT)
         write_atomic(args.output, code)
         return ExitCode.OK
+    if not args.wasm.is_file():
+        return report_error(FileNotFoundError(f"{args.wasm}: no such wasm file"), ExitCode.BAD_INPUT)
+    for spec in args.dir:
+        if not Path(spec.split("::", 1)[0]).is_dir():
+            return report_error(
+                NotADirectoryError(f"--dir {spec}: {spec.split('::', 1)[0]} is not a directory"),
+                ExitCode.BAD_INPUT,
+            )
     run = WasiRun(
         argv=[args.wasm.name, *args.args],
         env=dict(item.partition("=")[::2] for item in args.env),

@@ -5,7 +5,7 @@
  * return int, REAL functions return double, COMPLEX functions return through a first
  * pointer argument. A mismatch there would be a wasm signature mismatch, which traps.
  * And OpenBLAS's own LU and Cholesky (dgetrf/dgetrs, dpotrf: its LAPACK subset, which numpy's
- * lapack_lite then leaves to it). Also times a 500x500 dgemm (printed, not checked).
+ * lapack_lite then leaves to it), and dgemv both ways. Also times a 500x500 dgemm (printed, not checked).
  */
 #include <math.h>
 #include <stdio.h>
@@ -68,6 +68,26 @@ int main(void) {
     int rc = dgemm_("N", "N", &m, &n, &k, &one, a, &m, b, &k, &zero, c, &m);
     (void)rc;
     failed |= check("dgemm_ (f2c interface)", c, ref, m * n);
+
+    /* y = A x and y = A^T x, contiguous and strided (the SIMD kernels' two paths) */
+    for (int stride = 1; stride <= 2; stride++) {
+        double xv[2 * 67], yv[2 * 67], want[67];
+        for (int trans = 0; trans <= 1; trans++) {
+            int rows = trans ? k : m, cols = trans ? m : k;
+            for (int i = 0; i < 2 * 67; i++) xv[i] = rnd(&seed), yv[i] = 0;
+            for (int i = 0; i < rows; i++) {
+                double v = 0;
+                for (int p = 0; p < cols; p++) v += (trans ? a[p + i * m] : a[i + p * m]) * xv[p * stride];
+                want[i] = 2.0 * v;
+            }
+            cblas_dgemv(CblasColMajor, trans ? CblasTrans : CblasNoTrans, m, k, 2.0, a, m, xv, stride, 0.0, yv,
+                        stride);
+            for (int i = 0; i < rows; i++) yv[i] = yv[i * stride];
+            failed |= check(trans ? (stride == 1 ? "cblas_dgemv T" : "cblas_dgemv T, strided")
+                                  : (stride == 1 ? "cblas_dgemv N" : "cblas_dgemv N, strided"),
+                            yv, want, rows);
+        }
+    }
 
     /* solve L X = C for a unit lower-triangular L built from a */
     int s = 40;
