@@ -11,7 +11,8 @@ settings (pipeline.yaml), build the other one in a second worktree and pass both
 
 Rows: 200x200 and 500x500 matmul, linalg.solve 200 and 500, svd 200, a 2^16-point FFT,
 an elementwise ufunc chain on 10^6 float64, np.sort of 10^6 floats. Each figure is the
-best of --repeat calls inside one run, median of --runs runs. Also: python.wasm's size
+best of --repeat calls inside one run, median of --runs runs (taken round robin: native, each
+build, the peer; then again). Also: python.wasm's size
 per build, `import numpy` time, and (--rebuild, this checkout's build only) which tasks
 a numpy patch change reruns.
 
@@ -148,17 +149,21 @@ def speed(builds: list[Build], tmp: Path, repeat: int, runs: int, native_threads
     script.write_text(WORKLOAD)
     # The wasm builds are single-threaded: so is native numpy's OpenBLAS here, unless told otherwise.
     threads = {name: str(native_threads) for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
-    native = [timings([sys.executable, str(script), str(repeat)], threads) for _ in range(runs)]
-    wasm: dict[str, list[dict[str, object]]] = {}
-    for build in builds:
-        timings(wasm_argv(build, tmp, script, 1))  # compiles and caches the machine code
-        wasm[build.label] = [timings(wasm_argv(build, tmp, script, repeat)) for _ in range(runs)]
-    labels = [b.label for b in builds]
+    commands = {build.label: (wasm_argv(build, tmp, script, 1), wasm_argv(build, tmp, script, repeat))
+                for build in builds}
     if peer is not None:
         argv = [str(peer), "-c", PEER_RUNNER, str(script)]
-        timings([*argv, "1"])  # compiles and caches its machine code
-        wasm[PEER] = [timings([*argv, str(repeat)]) for _ in range(runs)]
-        labels.append(PEER)
+        commands[PEER] = ([*argv, "1"], [*argv, str(repeat)])
+    for warm_up, _ in commands.values():
+        timings(warm_up)  # compiles and caches the machine code
+    labels = list(commands)
+    native: list[dict[str, object]] = []
+    wasm: dict[str, list[dict[str, object]]] = {label: [] for label in labels}
+    # Round robin: a slow spell of this shared VM then lands on every column of one run alike.
+    for _ in range(runs):
+        native.append(timings([sys.executable, str(script), str(repeat)], threads))
+        for label, (_, timed) in commands.items():
+            wasm[label].append(timings(timed))
 
     head = f"| operation | {' | '.join(f'{label} (wasm) | ratio' for label in labels)} | native |"
     print(head)
