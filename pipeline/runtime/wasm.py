@@ -290,7 +290,15 @@ def define_missing_host(linker: wasmtime.Linker, module: wasmtime.Module) -> Non
             linker.define_func(imp.module, imp.name, imp.type, _no_host(imp.name))
 
 
-def _execute(module: wasmtime.Module, engine: wasmtime.Engine, run: WasiRun) -> int:
+@dataclass(frozen=True)
+class GuestExit:
+    """How a guest ended: its exit code, and the fuel it used (None when fuel was not metered)."""
+
+    code: int
+    fuel_used: int | None = None
+
+
+def _execute(module: wasmtime.Module, engine: wasmtime.Engine, run: WasiRun) -> GuestExit:
     store = wasmtime.Store(engine)
     store.set_wasi(wasi_config(run))
     if run.fuel is not None:
@@ -299,7 +307,8 @@ def _execute(module: wasmtime.Module, engine: wasmtime.Engine, run: WasiRun) -> 
     linker = wasmtime.Linker(engine)
     linker.define_wasi()
     define_missing_host(linker, module)
-    return run_export(linker, store, module, "_start", run.timeout_s, run.fuel)
+    code = run_export(linker, store, module, "_start", run.timeout_s, run.fuel)
+    return GuestExit(code, None if run.fuel is None else run.fuel - store.get_fuel())
 
 
 class GuestError(WasmTrap):
@@ -352,6 +361,12 @@ def run_wasi(module: wasmtime.Module, engine: wasmtime.Engine, run: WasiRun) -> 
     Raises TimeLimitExceeded on timeout and WasmTrap on any other trap. A timeout
     bumps the engine's epoch, so concurrent timed runs should not share one engine.
     """
+    return run_wasi_metered(module, engine, run).code
+
+
+def run_wasi_metered(module: wasmtime.Module, engine: wasmtime.Engine, run: WasiRun) -> GuestExit:
+    """run_wasi, also telling the fuel the guest used (with ``run.fuel`` set): a count of
+    executed wasm operators, the same on every run of the same module and inputs."""
     settings = getattr(engine, "settings", None)
     if isinstance(settings, EngineSettings):
         if settings.max_wasm_stack != run.max_wasm_stack:
@@ -361,7 +376,7 @@ def run_wasi(module: wasmtime.Module, engine: wasmtime.Engine, run: WasiRun) -> 
             )
         if run.fuel is not None and not settings.consume_fuel:
             raise ValueError("WasiRun.fuel needs an engine from make_engine(fuel=True)")
-    outcome: list[int | BaseException] = []
+    outcome: list[GuestExit | BaseException] = []
 
     def target() -> None:
         try:
