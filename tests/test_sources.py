@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import io
 import tarfile
+import time
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from pipeline.engine import hashing
+from pipeline import digests
 from pipeline.engine.hashing import StatCache
 from pipeline.engine.sources import fetch_source, safe_extract, unpack_source
 from pipeline.engine.spec import Source
@@ -96,21 +97,26 @@ def test_url_source_is_verified_cached_and_mismatch_not_kept(tmp_path: Path) -> 
     assert not [p for p in paths.sources.rglob("*") if p.is_file() and p.name == "other.tar.gz"]
 
 
+def later() -> int:
+    """A clock long after the test's files were written: they are not racily clean (pipeline.digests)."""
+    return time.time_ns() + 10 * digests.RACY_NS
+
+
 def test_stat_cache_reads_an_unchanged_file_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     reads: list[Path] = []
-    real = hashing.sha256_file
-    monkeypatch.setattr(hashing, "sha256_file", lambda path: reads.append(path) or real(path))
+    real = digests.sha256_file
+    monkeypatch.setattr(digests, "sha256_file", lambda path: reads.append(path) or real(path))
     target = tmp_path / "input.txt"
     target.write_text("one")
     db = tmp_path / "stat.sqlite"
-    first = StatCache(db)
+    first = StatCache(db, now_ns=later)
     digest = first.digest(target)
     assert first.digest(target) == digest
     first.flush()
-    assert StatCache(db).digest(target) == digest, "a new process reuses the stored digest"
+    assert StatCache(db, now_ns=later).digest(target) == digest, "a new process reuses the stored digest"
     assert reads == [target]
     target.write_text("two")
-    assert StatCache(db).digest(target) != digest
+    assert StatCache(db, now_ns=later).digest(target) != digest
     assert len(reads) == 2
 
 
@@ -124,10 +130,10 @@ def test_toolchain_probe_runs_a_tool_once_until_it_changes(tmp_path: Path, monke
     tool.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tool.parent}:/usr/bin:/bin")
     db = tmp_path / "stat.json"
-    first = StatCache(db)
+    first = StatCache(db, now_ns=later)
     assert probe_toolchain(["fake-cc", "no-such-tool"], first) == {"fake-cc": "fake cc 1.0", "no-such-tool": "missing"}
     first.flush()
-    assert probe_toolchain(["fake-cc"], StatCache(db))["fake-cc"] == "fake cc 1.0"
+    assert probe_toolchain(["fake-cc"], StatCache(db, now_ns=later))["fake-cc"] == "fake cc 1.0"
     assert calls.read_text().count("x") == 1, "an unchanged compiler is asked once"
     tool.write_text(f"#!/bin/sh\necho x >> {calls}\necho 'fake cc 2.0'\n")
-    assert probe_toolchain(["fake-cc"], StatCache(db))["fake-cc"] == "fake cc 2.0"
+    assert probe_toolchain(["fake-cc"], StatCache(db, now_ns=later))["fake-cc"] == "fake cc 2.0"
