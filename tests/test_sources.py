@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import io
+import re
 import tarfile
 import time
+import urllib.error
+import urllib.request
 import zipfile
+from email.message import Message
 from pathlib import Path
 
 import pytest
 
 from pipeline import digests
+from pipeline.engine import retry, sources
 from pipeline.engine.hashing import StatCache
 from pipeline.engine.sources import fetch_source, safe_extract, unpack_source
 from pipeline.engine.spec import Source
@@ -137,3 +142,53 @@ def test_toolchain_probe_runs_a_tool_once_until_it_changes(tmp_path: Path, monke
     assert calls.read_text().count("x") == 1, "an unchanged compiler is asked once"
     tool.write_text(f"#!/bin/sh\necho x >> {calls}\necho 'fake cc 2.0'\n")
     assert probe_toolchain(["fake-cc"], StatCache(db, now_ns=later))["fake-cc"] == "fake cc 2.0"
+
+
+# --- retries and pip's index ------------------------------------------------------------------
+
+
+class Flaky:
+    """Fails with `errors` in turn, then answers "done"."""
+
+    def __init__(self, *errors: Exception) -> None:
+        self.errors = list(errors)
+        self.calls = 0
+
+    def __call__(self) -> str:
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        return "done"
+
+
+def test_one_retry_rule_doubles_its_waits_and_stops_at_a_permanent_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    waits: list[float] = []
+    monkeypatch.setattr(retry, "sleep", waits.append)  # the fake clock every retry test uses
+    policy = retry.Retry(tries=4, first_wait=0.5)
+    transient = lambda exc: isinstance(exc, ConnectionError)  # noqa: E731
+    assert policy.call(Flaky(ConnectionError(), ConnectionError()), transient) == "done"
+    assert waits == [0.5, 1.0]
+    waits.clear()
+    gone = Flaky(FileNotFoundError("404"))
+    with pytest.raises(FileNotFoundError):
+        policy.call(gone, transient)
+    assert (gone.calls, waits) == (1, []), "an error another try cannot change is not waited for"
+    down = Flaky(*[ConnectionError(str(n)) for n in range(9)])
+    with pytest.raises(ConnectionError, match=r"^3$"):
+        policy.call(down, transient)
+    assert (down.calls, waits) == (4, [0.5, 1.0, 2.0]), "the last error, after the last try"
+
+
+def test_a_404_download_is_not_retried(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    waits: list[float] = []
+    monkeypatch.setattr(retry, "sleep", waits.append)
+
+    def not_found(url: str, timeout: float) -> None:
+        raise urllib.error.HTTPError(url, 404, "Not Found", Message(), None)
+
+    monkeypatch.setattr(urllib.request, "urlopen", not_found)
+    url = "http://127.0.0.1:9/x.tar.gz"
+    with pytest.raises(PipelineError, match=re.escape(f"download failed after 1 try: {url}: HTTP Error 404")):
+        sources.http_get(url, tmp_path / "x.tar.gz")
+    assert waits == []
+
