@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import io
+import os
 import re
+import subprocess
+import sys
 import tarfile
 import time
 import urllib.error
@@ -22,6 +25,8 @@ from pipeline.engine.spec import Source
 from pipeline.errors import PipelineError, RecipeError
 from pipeline.files import sha256_file
 from pipeline.paths import Paths
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def make_tar(path: Path, members: list[tarfile.TarInfo], data: bytes = b"x") -> Path:
@@ -192,3 +197,23 @@ def test_a_404_download_is_not_retried(tmp_path: Path, monkeypatch: pytest.Monke
         sources.http_get(url, tmp_path / "x.tar.gz")
     assert waits == []
 
+
+def test_the_index_comes_from_pips_configuration_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    conf = tmp_path / "pip.conf"
+    conf.write_text("[global]\nindex-url = http://127.0.0.1:9/simple/\n")
+    monkeypatch.delenv("PIP_INDEX_URL", raising=False)
+    monkeypatch.setenv("PIP_CONFIG_FILE", str(conf))
+    assert sources.pypi_api_base() == "http://127.0.0.1:9/pypi"
+    monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/mirror/simple")
+    assert sources.pypi_api_base() == "http://127.0.0.1:9/mirror/pypi", "the environment overrides the files"
+
+
+def test_pips_default_index_is_asked_without_pips_private_modules(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "PIP_INDEX_URL"}
+    probe = ("import sys\nfrom pipeline.engine.sources import pypi_api_base\n"
+             "print(pypi_api_base())\nprint(sorted(m for m in sys.modules if m.startswith('pip._internal')))\n")
+    env.update(PIP_CONFIG_FILE=os.devnull, PYTHONPATH=str(REPO))
+    proc = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    base, private = proc.stdout.splitlines()
+    assert base.startswith("https://") and base.endswith("/pypi")
+    assert private == "[]"

@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tarfile
 import tempfile
 import urllib.error
@@ -44,16 +45,36 @@ ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.xz", ".tar.bz2", ".tar", ".zip")
 REDIRECT_PATH = re.compile(r"/packages/[^/]+/[^/]/(?P<name>[^/]+)/(?P<file>[^/]+)$")
 SDIST_NAME = re.compile(r"^(?P<name>.+?)-(?P<version>\d[^-]*)$")
 MIRROR_LAYOUT = "{base}/sha256/{sha256}"  # Nix's hashed mirrors: the bytes under their sha256
+PIP_INDEX_KEYS = ("install.index-url", "global.index-url")  # `pip config list` names, the one pip prefers first
+# `pip install --help`: "-i, --index-url <url>  Base URL of the Python Package Index (default <url>)."
+PIP_DEFAULT_INDEX = re.compile(r"--index-url <url>\s+Base URL[^(]*\(default\s+(?P<url>[^\s)]+)\)")
+
+
+def ask_pip(*args: str) -> str:
+    proc = subprocess.run([sys.executable, "-m", "pip", *args], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise PipelineError(f"cannot ask pip for its index (pip {' '.join(args)}): {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def pip_index_url() -> str:
+    """The index pip installs from: PIP_INDEX_URL, else pip's configuration files, else pip's
+    documented default. Asked through pip's command line: its Python API is private."""
+    if index := os.environ.get("PIP_INDEX_URL"):
+        return index
+    configured = dict(line.partition("=")[::2] for line in ask_pip("config", "list").splitlines())
+    for key in PIP_INDEX_KEYS:
+        if key in configured:
+            return configured[key].strip("'\"")
+    found = PIP_DEFAULT_INDEX.search(ask_pip("install", "--help"))
+    if found is None:
+        raise PipelineError("cannot tell pip's default index from `pip install --help`: set PIP_INDEX_URL")
+    return found["url"]
 
 
 def pypi_api_base() -> str:
-    """The JSON API beside pip's configured index (no host name in this repo)."""
-    index = os.environ.get("PIP_INDEX_URL")
-    if not index:
-        from pip._internal.models.index import PyPI
-
-        return PyPI.pypi_url
-    return index.rstrip("/").removesuffix("/simple") + "/pypi"
+    """The JSON API beside pip's index (no host name in this repo)."""
+    return pip_index_url().rstrip("/").removesuffix("/simple") + "/pypi"
 
 
 def transient_download_error(exc: Exception) -> bool:
