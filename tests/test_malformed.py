@@ -65,6 +65,11 @@ CASES = {
         write("recipes/standalone2.yaml", "package: {name: standalone, version: '2'}\n"),
         "recipes/standalone2.yaml: package.name: duplicate name 'standalone'",
     ),
+    "source path outside the checkout": (
+        replace("hello", "  path: ../src\n", "  path: ../../../../../../../../etc\n"),
+        "recipes/hello.yaml: source.path: '../../../../../../../../etc' lies outside ./: its key would depend on "
+        "files of this machine outside any checkout; an external source is a pinned `url:` with its `sha256:`",
+    ),
     "missing name": (
         write("recipes/noname.yaml", "package: {version: '2'}\n"),
         "recipes/noname.yaml: package.name: is required",

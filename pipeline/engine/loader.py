@@ -55,11 +55,19 @@ def tree_of(paths: Paths, file: Path) -> Path | None:
     return next((tree for tree in paths.recipe_trees if file.is_relative_to(tree)), None)
 
 
-def check_inside(paths: Paths, rel: str, field: str, target: Path, roots: list[Path]) -> None:
+# Why a source must not be a folder of this machine outside the checkout, and what to do instead.
+EXTERNAL_SOURCE = ("its key would depend on files of this machine outside any checkout; an external source is "
+                   "a pinned `url:` with its `sha256:` (a file:// URL will do; pipeline.yaml's `source-dir:` "
+                   "can hold the file)")
+
+
+def check_inside(paths: Paths, rel: str, field: str, target: Path, roots: list[Path], given: str = "",
+                 why: str = "") -> None:
     resolved = target.resolve()
     if not any(resolved.is_relative_to(root.resolve()) for root in roots):
         allowed = " or ".join(shown_path(paths, root) + "/" for root in roots)
-        raise RecipeError(rel, field, f"{target.name!r} lies outside {allowed}")
+        because = f": {why}" if why else ""
+        raise RecipeError(rel, field, f"{given or repr(target.name)} lies outside {allowed}{because}")
 
 
 def check_files(paths: Paths, entry: RecipeFile) -> None:
@@ -72,8 +80,11 @@ def check_files(paths: Paths, entry: RecipeFile) -> None:
             check_inside(paths, rel, field, target, [paths.recipes, paths.third_party, *paths.recipe_trees])
             if not target.is_file():
                 raise RecipeError(rel, field, f"patch file {patch!r} does not exist")
-        if recipe.source.path is not None and not (entry.folder / recipe.source.path).exists():
-            raise RecipeError(rel, "source.path", f"{recipe.source.path!r} does not exist")
+        if recipe.source.path is not None:
+            check_inside(paths, rel, "source.path", entry.folder / recipe.source.path,
+                         [paths.root, *paths.recipe_trees], repr(recipe.source.path), EXTERNAL_SOURCE)
+            if not (entry.folder / recipe.source.path).exists():
+                raise RecipeError(rel, "source.path", f"{recipe.source.path!r} does not exist")
     for index, item in enumerate(recipe.inputs):
         target = entry.folder / item
         check_inside(paths, rel, f"inputs[{index}]", target, [paths.root, *paths.recipe_trees])
