@@ -126,9 +126,12 @@ def load_recipes(paths: Paths, failures: list[Unloadable] | None = None) -> dict
     """Every recipe, validated. The first bad one raises its one-line RecipeError, unless
     `failures` is given (a tree of recipes): then each bad one is recorded there and left out."""
     entries: dict[str, RecipeFile] = {}
-    packages: set[str] = set()  # canonical names of the package recipes so far
+    # canonical (PEP 503) name of each package recipe so far -> its entry and recipe tree (None: the project's)
+    packages: dict[str, tuple[RecipeFile, Path | None]] = {}
     for file in find_recipe_files(paths):
-        if tree_of(paths, file) is not None and canonical_name(name_from_path(file)) in packages:
+        tree = tree_of(paths, file)
+        earlier = packages.get(canonical_name(name_from_path(file)))
+        if tree is not None and earlier is not None and earlier[1] != tree:
             continue  # layered: a recipe of this name came earlier (the project's own, or an earlier tree)
         try:
             entry = load_recipe(paths, file)
@@ -141,6 +144,10 @@ def load_recipes(paths: Paths, failures: list[Unloadable] | None = None) -> dict
             if entry.task in entries:
                 other = entries[entry.task].rel
                 raise RecipeError(entry.rel, "package.name", f"duplicate name {entry.recipe.name!r} (also in {other})")
+            same = packages.get(canonical_name(entry.recipe.name)) if entry.is_package else None
+            if same is not None:
+                raise RecipeError(entry.rel, "package.name", f"{entry.recipe.name!r} and {same[0].recipe.name!r} (in "
+                                  f"{same[0].rel}) are one package name (PEP 503 normalisation)")
         except RecipeError as exc:
             if failures is None:
                 raise
@@ -148,5 +155,5 @@ def load_recipes(paths: Paths, failures: list[Unloadable] | None = None) -> dict
             continue
         entries[entry.task] = entry
         if entry.is_package:
-            packages.add(canonical_name(entry.recipe.name))
+            packages[canonical_name(entry.recipe.name)] = (entry, tree)
     return entries
