@@ -12,8 +12,9 @@ Three layers, one folder each; imports only point down this list (tests/test_lay
                          (chained calls, limits), invoke. Knows nothing of the engine.
 
 Shared by all three: `errors` (exit codes, the one error type), `files` (digests, atomic
-writes), `paths` (every path, computed in one place), `arguments` (argument parsing that ends
-in one `error:` line), `preload` (the snapshot settings' rules, for config and the tool).
+writes), `digests` (the stat-keyed digest cache), `paths` (every path, computed in one
+place), `arguments` (argument parsing that ends in one `error:` line), `preload` (the
+snapshot settings' rules, for config and the tool).
 `python -m pipeline` is the CLI; `python -m pipeline.invoke|wasm|codegen` are kept as the
 documented entry points.
 """

@@ -520,12 +520,13 @@ def test_cut_off_download_is_never_used_and_is_retried(faults: Project, tmp_path
 def test_download_cut_off_every_time_fails_in_one_line_and_keeps_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pipeline.engine import sources
+    from pipeline.engine import retry, sources
     from pipeline.engine.spec import Source
     from pipeline.errors import PipelineError
     from pipeline.paths import Paths
 
-    monkeypatch.setattr(sources, "RETRY_BACKOFF", 0.01)
+    waits: list[float] = []
+    monkeypatch.setattr(retry, "sleep", waits.append)  # a fake clock: the waits are recorded, not slept
     payload = source_tarball(tmp_path / "payload")
     paths = Paths(tmp_path, tmp_path / "cache")
     with serving(payload, cut=99) as server:
@@ -533,7 +534,8 @@ def test_download_cut_off_every_time_fails_in_one_line_and_keeps_nothing(
         source = Source.model_validate({"url": url, "sha256": hashlib.sha256(payload).hexdigest()})
         with pytest.raises(PipelineError, match=r"download failed after 4 tries: .*IncompleteRead"):
             sources.fetch_source(paths, "recipes/x.yaml", tmp_path, source)
-        assert server.requests == sources.RETRIES
+        assert server.requests == sources.DOWNLOAD_RETRY.tries
+        assert waits == [1.0, 2.0, 4.0], "the wait doubles before each further try"
     assert not [p for p in (tmp_path / "cache/sources").rglob("*") if p.is_file()], "nothing partial is kept"
 
 

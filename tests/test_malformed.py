@@ -32,6 +32,15 @@ def write(rel: str, text: str):
     return mutate
 
 
+def both(first: Callable[[Project], None], second: Callable[[Project], None]) -> Callable[[Project], None]:
+    def mutate(project: Project) -> None:
+        first(project)
+        second(project)
+
+    return mutate
+
+
+SHELL_BUILD = "build: {builder: shell, script: 'true'}\n"
 URL_SOURCE = "source:\n  url: file:///nonexistent.tar.gz\n"
 CASES = {
     "unknown key": (replace("standalone", "build:", "bogus: 1\nbuild:"), "recipes/standalone.yaml: bogus: unknown key"),
@@ -64,6 +73,17 @@ CASES = {
     "duplicate name": (
         write("recipes/standalone2.yaml", "package: {name: standalone, version: '2'}\n"),
         "recipes/standalone2.yaml: package.name: duplicate name 'standalone'",
+    ),
+    "package names equal under PEP 503": (
+        both(write("recipes/packages/Six.yaml", f"package: {{name: Six, version: '1'}}\n{SHELL_BUILD}"),
+             write("recipes/packages/six.yaml", f"package: {{name: six, version: '1'}}\n{SHELL_BUILD}")),
+        "recipes/packages/six.yaml: package.name: 'six' and 'Six' (in recipes/packages/Six.yaml) are one package "
+        "name (PEP 503 normalisation)",
+    ),
+    "source path outside the checkout": (
+        replace("hello", "  path: ../src\n", "  path: ../../../../../../../../etc\n"),
+        "recipes/hello.yaml: source.path: '../../../../../../../../etc' lies outside ./: its key would depend on "
+        "files of this machine outside any checkout; an external source is a pinned `url:` with its `sha256:`",
     ),
     "missing name": (
         write("recipes/noname.yaml", "package: {version: '2'}\n"),

@@ -3,14 +3,16 @@ and a toolchain restored from the cache into another checkout uses that checkout
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 from conftest import REPO, Project, make_project
 
-from pipeline.engine.outputs import compare_trees, path_leaks
-from pipeline.engine.repro import explain_difference
+from pipeline.engine.outputs import TreeDiff, compare_trees, path_leaks
+from pipeline.engine.repro import DEEPER, SECOND_ORIGIN, TaskResult, explain_difference, report
 
 needs_llvm = pytest.mark.skipif(shutil.which("clang-19") is None, reason="needs LLVM 19 (the toolchain's packages)")
 
@@ -26,7 +28,7 @@ def test_repro_builds_the_program_again_at_another_path_and_finds_it_the_same(tm
     project = relocatable_project(tmp_path, "one", tmp_path / "cache")
     proc = project.cli("repro", "program", "--keep", check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "reproducible: 3/3 tasks, 0 files differ" in proc.stdout
+    assert "reproducible: 3/3 tasks, 0 not compared, 0 files differ" in proc.stdout
     kept = next(line.split(" ", 2)[2] for line in proc.stdout.splitlines() if line.startswith("repro: kept "))
     (Path(kept) / "second/checkout/at-another-path/build/program/where.o").write_bytes(b"\0asm other")
     again = project.cli("repro", "program", "--reuse", kept, check=False)
@@ -89,3 +91,52 @@ def test_compare_trees_and_readable_differences(tmp_path: Path) -> None:
 def ar_member(name: str, data: bytes) -> bytes:
     header = f"{name + '/':<16}{0:<12}{0:<6}{0:<6}{644:<8}{len(data):<10}`\n".encode()
     return header + data + (b"\n" if len(data) % 2 else b"")
+
+
+def test_a_task_with_every_file_exempt_is_not_compared_not_reproducible() -> None:
+    results = [TaskResult("all-exempt", TreeDiff([], [], [], compared=0, left_out=3), {}),
+               TaskResult("empty", TreeDiff([], [], [], compared=0), {}),
+               TaskResult("lib", TreeDiff([], [], [], compared=2, left_out=1), {})]
+    lines = report(results)
+    assert "  not compared  all-exempt: every file (3) is declared unreproducible" in lines
+    assert "  not compared  empty: it has no output files" in lines
+    assert "  same     lib (2 files, 1 declared unreproducible)" in lines
+    assert lines[-1] == "reproducible: 1/3 tasks, 2 not compared, 0 files differ"
+
+
+def committed(project: Project) -> str:
+    git = ["git", "-C", str(project.root), "-c", "user.name=t", "-c", "user.email=t@t.invalid"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "fixture"], check=True)
+    return subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def kept_second_build(tmp_path: Path, origin: dict[str, object] | None) -> Path:
+    scratch = tmp_path / "kept"
+    (scratch / DEEPER / "build").mkdir(parents=True)
+    if origin is not None:
+        (scratch / SECOND_ORIGIN).write_text(json.dumps(origin))
+    return scratch
+
+
+def test_reuse_refuses_a_second_build_of_another_commit(project: Project, tmp_path: Path) -> None:
+    head = committed(project)
+    other = "0" * 40
+    scratch = kept_second_build(tmp_path, {"commit": other, "dirty": False})
+    proc = project.cli("repro", "hello", "--reuse", str(scratch), check=False)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.splitlines() == [
+        f"error: --reuse {scratch}: its second build was made from commit {other[:12]}, this checkout is at "
+        f"commit {head[:12]}: the builds of two commits cannot be compared"]
+    assert not (project.root / "build/hello").exists(), "refused before building anything"
+
+
+def test_reuse_refuses_a_second_build_without_its_commit(project: Project, tmp_path: Path) -> None:
+    committed(project)
+    scratch = kept_second_build(tmp_path, None)
+    proc = project.cli("repro", "hello", "--reuse", str(scratch), check=False)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.splitlines() == [
+        f"error: --reuse {scratch}: no record of the commit its second build was made from "
+        f"({SECOND_ORIGIN}): run `repro --keep` again"]

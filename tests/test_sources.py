@@ -3,19 +3,30 @@
 from __future__ import annotations
 
 import io
+import os
+import re
+import subprocess
+import sys
 import tarfile
+import time
+import urllib.error
+import urllib.request
 import zipfile
+from email.message import Message
 from pathlib import Path
 
 import pytest
 
-from pipeline.engine import hashing
+from pipeline import digests
+from pipeline.engine import retry, sources
 from pipeline.engine.hashing import StatCache
 from pipeline.engine.sources import fetch_source, safe_extract, unpack_source
 from pipeline.engine.spec import Source
 from pipeline.errors import PipelineError, RecipeError
 from pipeline.files import sha256_file
 from pipeline.paths import Paths
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def make_tar(path: Path, members: list[tarfile.TarInfo], data: bytes = b"x") -> Path:
@@ -96,21 +107,26 @@ def test_url_source_is_verified_cached_and_mismatch_not_kept(tmp_path: Path) -> 
     assert not [p for p in paths.sources.rglob("*") if p.is_file() and p.name == "other.tar.gz"]
 
 
+def later() -> int:
+    """A clock long after the test's files were written: they are not racily clean (pipeline.digests)."""
+    return time.time_ns() + 10 * digests.RACY_NS
+
+
 def test_stat_cache_reads_an_unchanged_file_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     reads: list[Path] = []
-    real = hashing.sha256_file
-    monkeypatch.setattr(hashing, "sha256_file", lambda path: reads.append(path) or real(path))
+    real = digests.sha256_file
+    monkeypatch.setattr(digests, "sha256_file", lambda path: reads.append(path) or real(path))
     target = tmp_path / "input.txt"
     target.write_text("one")
     db = tmp_path / "stat.sqlite"
-    first = StatCache(db)
+    first = StatCache(db, now_ns=later)
     digest = first.digest(target)
     assert first.digest(target) == digest
     first.flush()
-    assert StatCache(db).digest(target) == digest, "a new process reuses the stored digest"
+    assert StatCache(db, now_ns=later).digest(target) == digest, "a new process reuses the stored digest"
     assert reads == [target]
     target.write_text("two")
-    assert StatCache(db).digest(target) != digest
+    assert StatCache(db, now_ns=later).digest(target) != digest
     assert len(reads) == 2
 
 
@@ -124,10 +140,80 @@ def test_toolchain_probe_runs_a_tool_once_until_it_changes(tmp_path: Path, monke
     tool.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tool.parent}:/usr/bin:/bin")
     db = tmp_path / "stat.json"
-    first = StatCache(db)
+    first = StatCache(db, now_ns=later)
     assert probe_toolchain(["fake-cc", "no-such-tool"], first) == {"fake-cc": "fake cc 1.0", "no-such-tool": "missing"}
     first.flush()
-    assert probe_toolchain(["fake-cc"], StatCache(db))["fake-cc"] == "fake cc 1.0"
+    assert probe_toolchain(["fake-cc"], StatCache(db, now_ns=later))["fake-cc"] == "fake cc 1.0"
     assert calls.read_text().count("x") == 1, "an unchanged compiler is asked once"
     tool.write_text(f"#!/bin/sh\necho x >> {calls}\necho 'fake cc 2.0'\n")
-    assert probe_toolchain(["fake-cc"], StatCache(db))["fake-cc"] == "fake cc 2.0"
+    assert probe_toolchain(["fake-cc"], StatCache(db, now_ns=later))["fake-cc"] == "fake cc 2.0"
+
+
+# --- retries and pip's index ------------------------------------------------------------------
+
+
+class Flaky:
+    """Fails with `errors` in turn, then answers "done"."""
+
+    def __init__(self, *errors: Exception) -> None:
+        self.errors = list(errors)
+        self.calls = 0
+
+    def __call__(self) -> str:
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        return "done"
+
+
+def test_one_retry_rule_doubles_its_waits_and_stops_at_a_permanent_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    waits: list[float] = []
+    monkeypatch.setattr(retry, "sleep", waits.append)  # the fake clock every retry test uses
+    policy = retry.Retry(tries=4, first_wait=0.5)
+    transient = lambda exc: isinstance(exc, ConnectionError)  # noqa: E731
+    assert policy.call(Flaky(ConnectionError(), ConnectionError()), transient) == "done"
+    assert waits == [0.5, 1.0]
+    waits.clear()
+    gone = Flaky(FileNotFoundError("404"))
+    with pytest.raises(FileNotFoundError):
+        policy.call(gone, transient)
+    assert (gone.calls, waits) == (1, []), "an error another try cannot change is not waited for"
+    down = Flaky(*[ConnectionError(str(n)) for n in range(9)])
+    with pytest.raises(ConnectionError, match=r"^3$"):
+        policy.call(down, transient)
+    assert (down.calls, waits) == (4, [0.5, 1.0, 2.0]), "the last error, after the last try"
+
+
+def test_a_404_download_is_not_retried(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    waits: list[float] = []
+    monkeypatch.setattr(retry, "sleep", waits.append)
+
+    def not_found(url: str, timeout: float) -> None:
+        raise urllib.error.HTTPError(url, 404, "Not Found", Message(), None)
+
+    monkeypatch.setattr(urllib.request, "urlopen", not_found)
+    url = "http://127.0.0.1:9/x.tar.gz"
+    with pytest.raises(PipelineError, match=re.escape(f"download failed after 1 try: {url}: HTTP Error 404")):
+        sources.http_get(url, tmp_path / "x.tar.gz")
+    assert waits == []
+
+
+def test_the_index_comes_from_pips_configuration_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    conf = tmp_path / "pip.conf"
+    conf.write_text("[global]\nindex-url = http://127.0.0.1:9/simple/\n")
+    monkeypatch.delenv("PIP_INDEX_URL", raising=False)
+    monkeypatch.setenv("PIP_CONFIG_FILE", str(conf))
+    assert sources.pypi_api_base() == "http://127.0.0.1:9/pypi"
+    monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/mirror/simple")
+    assert sources.pypi_api_base() == "http://127.0.0.1:9/mirror/pypi", "the environment overrides the files"
+
+
+def test_pips_default_index_is_asked_without_pips_private_modules(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "PIP_INDEX_URL"}
+    probe = ("import sys\nfrom pipeline.engine.sources import pypi_api_base\n"
+             "print(pypi_api_base())\nprint(sorted(m for m in sys.modules if m.startswith('pip._internal')))\n")
+    env.update(PIP_CONFIG_FILE=os.devnull, PYTHONPATH=str(REPO))
+    proc = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    base, private = proc.stdout.splitlines()
+    assert base.startswith("https://") and base.endswith("/pypi")
+    assert private == "[]"

@@ -11,7 +11,7 @@ It knows nothing of WebAssembly. Modules, in the order data flows through them:
     render    jinja2 over every string field
     toolkeys  the import closure of our own Python tools a task runs (keyed automatically)
     keys      task keys: everything that can change an output
-    hashing   the stat cache (digests of unchanged files are not re-read)
+    hashing   the kernel's stat cache (pipeline.digests) with the memo's witness; tree digests
     state     per-task records and the up-to-date check
     cache     local content-addressed artifact cache; remote: shared caches
     sources   fetch, verify, extract, patch

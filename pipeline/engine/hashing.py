@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
-import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from ..files import sha256_file, write_atomic
+from ..digests import StatDigests
 
 if TYPE_CHECKING:
     from .memo import Witness
@@ -40,51 +39,18 @@ def walk_relative(
         stack.extend(reversed(subdirs))
 
 
-class StatCache:
-    """sha256 of files, remembered by (path, size, mtime_ns, ctime_ns, inode).
+class StatCache(StatDigests):
+    """The kernel's stat-keyed cache (pipeline.digests), telling the no-op memo's witness of every
+    file and folder consulted, and digesting whole trees."""
 
-    Any change to those five re-reads the file; no timestamp ever decides a
-    build by itself, it only says whether a stored digest may be reused.
-    Thread-safe: doit's worker threads check and run tasks side by side.
-    """
+    def __init__(self, db_path: Path | None, witness: Witness | None = None,
+                 now_ns: Callable[[], int] = time.time_ns) -> None:
+        super().__init__(db_path, now_ns)
+        self.witness = witness
 
-    def __init__(self, db_path: Path | None, witness: Witness | None = None) -> None:
-        self._db_path = db_path
-        self.witness = witness  # told of every file and folder consulted (the no-op memo)
-        self._rows: dict[str, list[Any]] = {}
-        self._dirty = False
-        self._lock = threading.Lock()
-        if db_path is not None:
-            try:
-                with open(db_path) as handle:
-                    self._rows = json.load(handle)
-            except (FileNotFoundError, ValueError):
-                self._rows = {}
-
-    def digest(self, path: Path | str, st: os.stat_result | None = None) -> str:
-        return self.remember(str(path), lambda: sha256_file(Path(path)), st)
-
-    def remember(self, path: str, compute: Callable[[], str], st: os.stat_result | None = None,
-                 kind: str = "") -> str:
-        """A fact about a file (its sha256, a tool's --version), recomputed only when it changes."""
-        key = kind + path
-        st = st or os.stat(path)
+    def observed(self, path: str, st: os.stat_result) -> None:
         if self.witness is not None:
             self.witness.saw_file(path, [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino])
-        row = self._rows.get(key)
-        if (
-            row is not None
-            and row[0] == st.st_size
-            and row[1] == st.st_mtime_ns
-            and row[2] == st.st_ctime_ns
-            and row[3] == st.st_ino
-        ):
-            return row[4]
-        value = compute()  # outside the lock: hashing a big file must not stall other threads
-        with self._lock:
-            self._rows[key] = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, value]
-            self._dirty = True
-        return value
 
     def tree_digests(self, top: Path) -> dict[str, str]:
         """Relative path -> sha256 for a file or a whole directory."""
@@ -98,10 +64,3 @@ class StatCache:
             else:
                 out[rel] = self.digest(entry.path, entry.stat())
         return out
-
-    def flush(self) -> None:
-        with self._lock:
-            if not self._dirty or self._db_path is None:
-                return
-            write_atomic(self._db_path, json.dumps(self._rows, separators=(",", ":")))
-            self._dirty = False

@@ -55,11 +55,19 @@ def tree_of(paths: Paths, file: Path) -> Path | None:
     return next((tree for tree in paths.recipe_trees if file.is_relative_to(tree)), None)
 
 
-def check_inside(paths: Paths, rel: str, field: str, target: Path, roots: list[Path]) -> None:
+# Why a source must not be a folder of this machine outside the checkout, and what to do instead.
+EXTERNAL_SOURCE = ("its key would depend on files of this machine outside any checkout; an external source is "
+                   "a pinned `url:` with its `sha256:` (a file:// URL will do; pipeline.yaml's `source-dir:` "
+                   "can hold the file)")
+
+
+def check_inside(paths: Paths, rel: str, field: str, target: Path, roots: list[Path], given: str = "",
+                 why: str = "") -> None:
     resolved = target.resolve()
     if not any(resolved.is_relative_to(root.resolve()) for root in roots):
         allowed = " or ".join(shown_path(paths, root) + "/" for root in roots)
-        raise RecipeError(rel, field, f"{target.name!r} lies outside {allowed}")
+        because = f": {why}" if why else ""
+        raise RecipeError(rel, field, f"{given or repr(target.name)} lies outside {allowed}{because}")
 
 
 def check_files(paths: Paths, entry: RecipeFile) -> None:
@@ -72,8 +80,11 @@ def check_files(paths: Paths, entry: RecipeFile) -> None:
             check_inside(paths, rel, field, target, [paths.recipes, paths.third_party, *paths.recipe_trees])
             if not target.is_file():
                 raise RecipeError(rel, field, f"patch file {patch!r} does not exist")
-        if recipe.source.path is not None and not (entry.folder / recipe.source.path).exists():
-            raise RecipeError(rel, "source.path", f"{recipe.source.path!r} does not exist")
+        if recipe.source.path is not None:
+            check_inside(paths, rel, "source.path", entry.folder / recipe.source.path,
+                         [paths.root, *paths.recipe_trees], repr(recipe.source.path), EXTERNAL_SOURCE)
+            if not (entry.folder / recipe.source.path).exists():
+                raise RecipeError(rel, "source.path", f"{recipe.source.path!r} does not exist")
     for index, item in enumerate(recipe.inputs):
         target = entry.folder / item
         check_inside(paths, rel, f"inputs[{index}]", target, [paths.root, *paths.recipe_trees])
@@ -115,9 +126,12 @@ def load_recipes(paths: Paths, failures: list[Unloadable] | None = None) -> dict
     """Every recipe, validated. The first bad one raises its one-line RecipeError, unless
     `failures` is given (a tree of recipes): then each bad one is recorded there and left out."""
     entries: dict[str, RecipeFile] = {}
-    packages: set[str] = set()  # canonical names of the package recipes so far
+    # canonical (PEP 503) name of each package recipe so far -> its entry and recipe tree (None: the project's)
+    packages: dict[str, tuple[RecipeFile, Path | None]] = {}
     for file in find_recipe_files(paths):
-        if tree_of(paths, file) is not None and canonical_name(name_from_path(file)) in packages:
+        tree = tree_of(paths, file)
+        earlier = packages.get(canonical_name(name_from_path(file)))
+        if tree is not None and earlier is not None and earlier[1] != tree:
             continue  # layered: a recipe of this name came earlier (the project's own, or an earlier tree)
         try:
             entry = load_recipe(paths, file)
@@ -130,6 +144,10 @@ def load_recipes(paths: Paths, failures: list[Unloadable] | None = None) -> dict
             if entry.task in entries:
                 other = entries[entry.task].rel
                 raise RecipeError(entry.rel, "package.name", f"duplicate name {entry.recipe.name!r} (also in {other})")
+            same = packages.get(canonical_name(entry.recipe.name)) if entry.is_package else None
+            if same is not None:
+                raise RecipeError(entry.rel, "package.name", f"{entry.recipe.name!r} and {same[0].recipe.name!r} (in "
+                                  f"{same[0].rel}) are one package name (PEP 503 normalisation)")
         except RecipeError as exc:
             if failures is None:
                 raise
@@ -137,5 +155,5 @@ def load_recipes(paths: Paths, failures: list[Unloadable] | None = None) -> dict
             continue
         entries[entry.task] = entry
         if entry.is_package:
-            packages.add(canonical_name(entry.recipe.name))
+            packages[canonical_name(entry.recipe.name)] = (entry, tree)
     return entries

@@ -65,6 +65,12 @@ class TreeDiff:
     def same(self) -> bool:
         return not (self.only_first or self.only_second or self.differ)
 
+    @property
+    def compared_nothing(self) -> bool:
+        """No file was on both sides to compare (all declared unreproducible, or none at all):
+        nothing says the task is reproducible."""
+        return self.same and self.compared == 0
+
 
 def same_file(first: Path, second: Path) -> bool:
     if first.is_symlink() or second.is_symlink():

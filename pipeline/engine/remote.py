@@ -17,7 +17,6 @@ import os
 import posixpath
 import re
 import shutil
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from ..files import read_json, write_atomic, write_json_atomic
 from .cache import ArtifactCache, remove_dead_writers_temps
 from .config import remote_url
 from .faults import fault_point
+from .retry import Retry
 from .state import Manifest
 
 READONLY_ENV = "PIPELINE_REMOTE_READONLY"
@@ -185,12 +185,7 @@ class RemoteCache:
     bad_blobs: set[str] = field(default_factory=set)  # found corrupt: re-uploaded by the next push
 
     def _retry(self, call: Any) -> Any:
-        for attempt in range(self.tries - 1):
-            try:
-                return call()
-            except RemoteError:
-                time.sleep(self.backoff * 2**attempt)
-        return call()
+        return Retry(self.tries, self.backoff).call(call, lambda exc: isinstance(exc, RemoteError))
 
     def _unreachable(self, exc: RemoteError) -> Transfer:
         self.down = str(exc)

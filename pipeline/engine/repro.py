@@ -3,7 +3,10 @@
 The second build runs in a copy of the checkout at another, deeper path, with its own empty
 artifact cache and no remote cache, so nothing is restored: every task in the closure is built
 from its sources. The first side is this checkout's build (brought up to date first), or, with
-`--twice`, a second fresh copy. Files a recipe declares under `unreproducible:` are left out.
+`--twice`, a second fresh copy. Files a recipe declares under `unreproducible:` are left out;
+a task with no file left to compare is reported as not compared, never as reproducible.
+Each side records the commit it was built from (and whether the tree was dirty): `--reuse`
+refuses a second build made from another commit.
 
 For each file that differs it shows what differs, readably: a text diff; for an `ar` archive,
 the members; for a tarball, the members; for other binaries, the strings found in only one.
@@ -25,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import PipelineError
+from ..files import read_json, write_json_atomic
 from ..paths import CACHE_ENV
 from .config import REMOTE_ENV
 from .outputs import TreeDiff, compare_trees
@@ -37,6 +41,7 @@ SHOWN_LINES = 6  # per file
 # Where the second checkout goes inside the temporary folder: deeper than most, so a path of
 # the checkout that leaks into an output shows up as a difference.
 DEEPER = Path("second") / "checkout" / "at-another-path"
+SECOND_ORIGIN = "second-origin.json"  # in the scratch folder: the commit the second build was made from
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,46 @@ def checkout_files(root: Path, build: Path) -> list[Path]:
         dirs[:] = [d for d in dirs if d not in LEFT_OUT and Path(folder, d) != build]
         found += [Path(folder, name).relative_to(root) for name in files]
     return found
+
+
+@dataclass(frozen=True)
+class Origin:
+    """The commit a build was made from, and whether the checkout had changes git does not hold."""
+
+    commit: str | None  # None outside git
+    dirty: bool
+
+    def describe(self) -> str:
+        if self.commit is None:
+            return "not a git checkout"
+        return f"commit {self.commit[:12]}" + (" with uncommitted changes" if self.dirty else "")
+
+
+def checkout_origin(root: Path) -> Origin:
+    head = subprocess.run(["git", "-C", str(root), "rev-parse", "--verify", "HEAD"], capture_output=True,
+                          text=True, check=False)
+    if head.returncode != 0:
+        return Origin(None, True)
+    status = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=normal"],
+                            capture_output=True, text=True, check=False)
+    return Origin(head.stdout.strip(), bool(status.stdout.strip()) or status.returncode != 0)
+
+
+def record_origin(scratch: Path, origin: Origin) -> None:
+    write_json_atomic(scratch / SECOND_ORIGIN, {"commit": origin.commit, "dirty": origin.dirty})
+
+
+def reused_origin(reuse: Path, here: Origin) -> Origin:
+    """The origin of the second build kept in `reuse`; PipelineError unless it is this checkout's commit."""
+    data = read_json(reuse / SECOND_ORIGIN)
+    if not isinstance(data, dict) or not isinstance(data.get("commit"), (str, type(None))):
+        raise PipelineError(f"--reuse {reuse}: no record of the commit its second build was made from "
+                            f"({SECOND_ORIGIN}): run `repro --keep` again")
+    kept = Origin(data["commit"], bool(data.get("dirty")))
+    if kept.commit != here.commit:
+        raise PipelineError(f"--reuse {reuse}: its second build was made from {kept.describe()}, this checkout "
+                            f"is at {here.describe()}: the builds of two commits cannot be compared")
+    return kept
 
 
 def copy_checkout(root: Path, build: Path, dest: Path) -> Path:
@@ -172,6 +217,11 @@ def report(results: list[TaskResult]) -> list[str]:
     lines = []
     for result in results:
         diff = result.diff
+        if diff.compared_nothing:
+            why = (f"every file ({diff.left_out}) is declared unreproducible" if diff.left_out
+                   else "it has no output files")
+            lines.append(f"  not compared  {result.task}: {why}")
+            continue
         if diff.same:
             exempt = f", {diff.left_out} declared unreproducible" if diff.left_out else ""
             lines.append(f"  same     {result.task} ({diff.compared} files{exempt})")
@@ -186,9 +236,10 @@ def report(results: list[TaskResult]) -> list[str]:
         for name, detail in result.details.items():
             lines.append(f"      {name}")
             lines += [f"        {line}" for line in detail]
-    same = sum(result.diff.same for result in results)
+    not_compared = sum(result.diff.compared_nothing for result in results)
+    same = sum(result.diff.same for result in results) - not_compared
     files = sum(len(r.diff.differ) + len(r.diff.only_first) + len(r.diff.only_second) for r in results)
-    lines.append(f"reproducible: {same}/{len(results)} tasks, {files} files differ")
+    lines.append(f"reproducible: {same}/{len(results)} tasks, {not_compared} not compared, {files} files differ")
     return lines
 
 
@@ -197,11 +248,14 @@ def repro(engine: Engine, tasks: list[str], twice: bool, keep: bool,
     """Build `tasks` again elsewhere and compare their closure's outputs; (all same, report).
     `reuse`: the scratch folder of an earlier `--keep` run, whose second build is used as it is."""
     closure = [task for task in engine.graph.order if any(task in engine.graph.closure(t) for t in tasks)]
+    here = checkout_origin(engine.paths.root)
+    second_origin = here if reuse is None else reused_origin(reuse, here)
     scratch = reuse or Path(tempfile.mkdtemp(prefix="pywasm-repro-"))
     keep = keep or reuse is not None
     try:
         second = scratch / DEEPER
         if reuse is None:
+            record_origin(scratch, here)
             copy_checkout(engine.paths.root, engine.paths.build, second)
             run_build(second, tasks, scratch / "cache-second", scratch / "second.log")
         elif not (second / engine.paths.build.relative_to(engine.paths.root)).is_dir():
@@ -223,6 +277,6 @@ def repro(engine: Engine, tasks: list[str], twice: bool, keep: bool,
             print(f"repro: kept {scratch}")
         else:
             shutil.rmtree(scratch, ignore_errors=True)
-    lines = [f"first:  {'a fresh copy' if twice else 'this checkout'}; second: a copy at another path, "
-             f"own empty cache", *report(results)]
+    lines = [f"first:  {'a fresh copy' if twice else 'this checkout'} ({here.describe()}); "
+             f"second: a copy at another path, own empty cache ({second_origin.describe()})", *report(results)]
     return all(result.diff.same for result in results), lines

@@ -18,9 +18,9 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tarfile
 import tempfile
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -33,10 +33,10 @@ from ..errors import PipelineError, RecipeError
 from ..files import sha256_file
 from ..paths import Paths
 from .provision import ensure_deb_src
+from .retry import Retry
 from .spec import Source
 
-RETRIES = 4
-RETRY_BACKOFF = 1.0  # seconds before the second try, doubled after each
+DOWNLOAD_RETRY = Retry(tries=4, first_wait=1.0)
 # An HTTP status that another try cannot change (408 timeout, 425 too early, 429 too many do).
 PERMANENT_HTTP = frozenset(range(400, 500)) - {408, 425, 429}
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.xz", ".tar.bz2", ".tar", ".zip")
@@ -45,32 +45,58 @@ ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.xz", ".tar.bz2", ".tar", ".zip")
 REDIRECT_PATH = re.compile(r"/packages/[^/]+/[^/]/(?P<name>[^/]+)/(?P<file>[^/]+)$")
 SDIST_NAME = re.compile(r"^(?P<name>.+?)-(?P<version>\d[^-]*)$")
 MIRROR_LAYOUT = "{base}/sha256/{sha256}"  # Nix's hashed mirrors: the bytes under their sha256
+PIP_INDEX_KEYS = ("install.index-url", "global.index-url")  # `pip config list` names, the one pip prefers first
+# `pip install --help`: "-i, --index-url <url>  Base URL of the Python Package Index (default <url>)."
+PIP_DEFAULT_INDEX = re.compile(r"--index-url <url>\s+Base URL[^(]*\(default\s+(?P<url>[^\s)]+)\)")
+
+
+def ask_pip(*args: str) -> str:
+    proc = subprocess.run([sys.executable, "-m", "pip", *args], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise PipelineError(f"cannot ask pip for its index (pip {' '.join(args)}): {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def pip_index_url() -> str:
+    """The index pip installs from: PIP_INDEX_URL, else pip's configuration files, else pip's
+    documented default. Asked through pip's command line: its Python API is private."""
+    if index := os.environ.get("PIP_INDEX_URL"):
+        return index
+    configured = dict(line.partition("=")[::2] for line in ask_pip("config", "list").splitlines())
+    for key in PIP_INDEX_KEYS:
+        if key in configured:
+            return configured[key].strip("'\"")
+    found = PIP_DEFAULT_INDEX.search(ask_pip("install", "--help"))
+    if found is None:
+        raise PipelineError("cannot tell pip's default index from `pip install --help`: set PIP_INDEX_URL")
+    return found["url"]
 
 
 def pypi_api_base() -> str:
-    """The JSON API beside pip's configured index (no host name in this repo)."""
-    index = os.environ.get("PIP_INDEX_URL")
-    if not index:
-        from pip._internal.models.index import PyPI
-
-        return PyPI.pypi_url
-    return index.rstrip("/").removesuffix("/simple") + "/pypi"
+    """The JSON API beside pip's index (no host name in this repo)."""
+    return pip_index_url().rstrip("/").removesuffix("/simple") + "/pypi"
 
 
-def http_get(url: str, dest: Path, backoff: float = RETRY_BACKOFF) -> str:
-    """Download to `dest` with retries; return the sha256 of what arrived.
+def transient_download_error(exc: Exception) -> bool:
+    """A refused connection, a timeout, a cut-off body, a 5xx: another try may succeed (a 404 stays a 404)."""
+    if isinstance(exc, urllib.error.HTTPError):
+        return exc.code not in PERMANENT_HTTP
+    return isinstance(exc, (OSError, ValueError, http.client.HTTPException))
+
+
+def http_get(url: str, dest: Path) -> str:
+    """Download to `dest` with retries (DOWNLOAD_RETRY); return the sha256 of what arrived.
 
     A body cut off before its Content-Length (or its last chunk) is IncompleteRead, an
     HTTPException rather than an OSError: it is retried like a refused connection, and
     the partial file is deleted, never used. (A server that sends no length and closes
     early cannot be told from a complete reply: the sha256 check then refuses the file.)
     """
-    last: Exception | None = None
     tries = 0
-    for attempt in range(RETRIES):
+
+    def attempt() -> str:
+        nonlocal tries
         tries += 1
-        if attempt:
-            time.sleep(backoff * 2 ** (attempt - 1))
         try:
             digest, received = hashlib.sha256(), 0
             with urllib.request.urlopen(url, timeout=60) as response, open(dest, "wb") as out:
@@ -83,12 +109,14 @@ def http_get(url: str, dest: Path, backoff: float = RETRY_BACKOFF) -> str:
             if expected is not None and expected.isdigit() and received < int(expected):
                 raise http.client.IncompleteRead(b"", int(expected) - received)
             return digest.hexdigest()
-        except (OSError, ValueError, http.client.HTTPException) as exc:
-            last = exc
+        except BaseException:
             dest.unlink(missing_ok=True)
-            if isinstance(exc, urllib.error.HTTPError) and exc.code in PERMANENT_HTTP:
-                break  # a 404 stays a 404: no point waiting for it
-    raise PipelineError(f"download failed after {tries} {'try' if tries == 1 else 'tries'}: {url}: {last}")
+            raise
+
+    try:
+        return DOWNLOAD_RETRY.call(attempt, transient_download_error)
+    except (OSError, ValueError, http.client.HTTPException) as exc:
+        raise PipelineError(f"download failed after {tries} {'try' if tries == 1 else 'tries'}: {url}: {exc}") from None
 
 
 def pypi_json(path: str) -> dict | None:

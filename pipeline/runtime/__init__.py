@@ -5,5 +5,5 @@
     guest       what every call's guest starts with; what invoke reads of a snapshot
     faasm_host  the function API's host calls: chained calls, limits per call
     invoke      the function store and `invoke run`: a function in the runtime root
-    digests     sha256 of the runtime's wasm files, remembered by their stat between invocations
+    digests     where the kernel's stat cache (pipeline.digests) keeps the runtime's wasm digests
 """

@@ -28,11 +28,12 @@ from typing import TextIO
 import wasmtime
 
 from ..arguments import OneLineArgumentParser
+from ..digests import StatDigests
 from ..errors import ExitCode, PipelineError, report_error
 from ..files import write_atomic
 from ..paths import CODEGEN_TASK, Paths
 from . import faasm_host, wasm
-from .digests import DigestMemo
+from .digests import default_memo
 from .guest import GUEST_ENV, SNAPSHOT_INFO, SNAPSHOT_TASK, read_snapshot_info
 from .wasm import StaleCodegen
 
@@ -175,10 +176,10 @@ def _label(path: Path, root: Path) -> str:
 
 
 def machine_code(codegen_dir: Path, engine: wasmtime.Engine, wasm_path: Path, label: str,
-                 digests: DigestMemo) -> Path:
+                 digests: StatDigests) -> Path:
     """wasm.find_artifact, with the wasm's digest from the memo (StaleCodegen if codegen has not made it)."""
     fingerprint = wasm.compat_fingerprint(engine)  # once, for the key and the target directory
-    digest = digests.sha256(wasm_path)
+    digest = digests.digest(wasm_path.resolve())
     target_dir = codegen_dir / str(fingerprint["target"])  # wasm.target_dir's layout
     artifact = target_dir / f"{wasm.key_for(fingerprint, digest)}{wasm.ARTIFACT_SUFFIX}"
     if not artifact.is_file():
@@ -190,23 +191,23 @@ def machine_code(codegen_dir: Path, engine: wasmtime.Engine, wasm_path: Path, la
 
 
 def load_module(inv: Invocation, engine: wasmtime.Engine, wasm_path: Path, label: str,
-                digests: DigestMemo | None = None) -> wasmtime.Module:
+                digests: StatDigests | None = None) -> wasmtime.Module:
     """The module for wasm_path: from codegen's artifact (StaleCodegen if none), or JIT."""
     if inv.codegen_dir is None:
         return wasm.load_module(engine, wasm_path)
-    artifact = machine_code(inv.codegen_dir, engine, wasm_path, label, digests or DigestMemo.default())
+    artifact = machine_code(inv.codegen_dir, engine, wasm_path, label, digests or default_memo())
     try:
         return wasm.load_module(engine, wasm_path, artifact)
     except wasmtime.WasmtimeError as exc:
         raise StaleCodegen(f"{artifact}: cannot load ({exc}): run `doit codegen`") from None
 
 
-def load_python(inv: Invocation, engine: wasmtime.Engine, digests: DigestMemo | None = None) -> wasmtime.Module:
+def load_python(inv: Invocation, engine: wasmtime.Engine, digests: StatDigests | None = None) -> wasmtime.Module:
     """python.wasm's module (no snapshot)."""
     return load_module(inv, engine, inv.python_wasm, _label(inv.python_wasm, inv.runtime_root), digests)
 
 
-def snapshot_for(inv: Invocation, digests: DigestMemo | None = None) -> tuple[Path, str] | None:
+def snapshot_for(inv: Invocation, digests: StatDigests | None = None) -> tuple[Path, str] | None:
     """The snapshot wasm to start calls from and its per-call export, or None for `_start`."""
     if inv.snapshot_dir is None or not has_pyfaasm(inv.runtime_root):
         if inv.snapshot_required:
@@ -217,7 +218,7 @@ def snapshot_for(inv: Invocation, digests: DigestMemo | None = None) -> tuple[Pa
             raise InvokeError(f"--snapshot {inv.snapshot_dir}: no {SNAPSHOT_INFO} (run `doit snapshot`)")
         return None
     ref = read_snapshot_info(inv.snapshot_dir)
-    if ref.python_wasm_sha256 != (digests or DigestMemo.default()).sha256(inv.python_wasm):
+    if ref.python_wasm_sha256 != (digests or default_memo()).digest(inv.python_wasm.resolve()):
         raise StaleSnapshot(f"the snapshot in {inv.snapshot_dir} was made from another python.wasm than "
                             f"{_label(inv.python_wasm, inv.runtime_root)}: run `doit codegen` (or pass --no-snapshot)")
     return ref.wasm, ref.run_export
@@ -229,7 +230,7 @@ def load_runtime(inv: Invocation, engine: wasmtime.Engine) -> tuple[wasmtime.Mod
     The wasm files' digests (python.wasm against snapshot.json, the loaded wasm for its machine
     code) come from the stat-keyed memo (pipeline.runtime.digests), hashed only when they changed.
     """
-    digests = DigestMemo.default()
+    digests = default_memo()
     try:
         snapshot = snapshot_for(inv, digests)
         if snapshot is None:
@@ -237,7 +238,7 @@ def load_runtime(inv: Invocation, engine: wasmtime.Engine) -> tuple[wasmtime.Mod
         wasm_path, export = snapshot
         return load_module(inv, engine, wasm_path, f"snapshot {wasm_path.name}", digests), export
     finally:
-        digests.save()
+        digests.flush()
 
 
 def _check_inputs(inv: Invocation) -> None:
