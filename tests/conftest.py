@@ -148,6 +148,20 @@ class BuiltChain:
     log: str
 
 
+def chain_users_without_e2e(items: list[pytest.Item]) -> list[str]:
+    """Tests that would build the real chain (they request `built_chain`, directly or through other
+    fixtures) but are not marked e2e: `pytest -m "not e2e"` would build the chain for them."""
+    return [item.nodeid for item in items
+            if "built_chain" in getattr(item, "fixturenames", ()) and item.get_closest_marker("e2e") is None]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # before -m deselects anything: an unmarked chain user would slip into the fast loop
+    if unmarked := chain_users_without_e2e(items):
+        raise pytest.UsageError("these tests request built_chain but are not marked e2e: " + ", ".join(unmarked))
+
+
 @pytest.fixture(scope="session")
 def built_chain() -> BuiltChain:
     """The one way an e2e test gets the real chain: built (or restored, or found up to date) once per
