@@ -10,6 +10,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -319,30 +320,47 @@ def flaky_server(failures: int, blobs: dict[str, bytes]) -> contextlib.AbstractC
     return serving_in_thread(server)
 
 
-def test_http_retries_back_off_from_0_2_s_doubling_then_give_up(tmp_path: Path) -> None:
+def recorded_sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """time.sleep, for this thread, made instant: the delays asked for, in order (no clock involved)."""
+    asked: list[float] = []
+    real_sleep, caller = time.sleep, threading.get_ident()
+
+    def sleep(seconds: float) -> None:
+        if threading.get_ident() != caller:
+            real_sleep(seconds)  # the server's threads are not what is measured
+            return
+        asked.append(seconds)
+
+    monkeypatch.setattr(time, "sleep", sleep)
+    return asked
+
+
+def test_http_retries_back_off_from_0_2_s_doubling_then_give_up(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """The defaults the README states: 3 tries, waits of 0.2 s then 0.4 s, then the remote is off."""
     cache = ArtifactCache(Paths(root=tmp_path, cache=tmp_path / "cache"))
     data = b"payload\n"
     sha = hashlib.sha256(data).hexdigest()
     entry = json.dumps({"manifest": {"f": [len(data), sha]}, "executable": []}).encode()
+    slept = recorded_sleeps(monkeypatch)
     with flaky_server(2, {"ac/k1": entry, f"cas/{sha}": data}) as server:
         remote = remote_from(f"http://127.0.0.1:{server.server_port}", False)
         assert remote is not None
         assert remote.fetch("k1", cache).ok, "a 503 and a dropped connection, then the third try succeeds"
-        first, second, third = server.arrivals[:3]
-        assert 0.2 <= second - first < 0.6, server.arrivals
-        assert 0.4 <= third - second < 0.9, server.arrivals
-        assert len(server.arrivals) == 4  # then cas/<sha>, first time
+        assert len(server.arrivals) == 4, "three tries of ac/k1, then cas/<sha> at the first try"
+        assert slept == [0.2, 0.4], "a wait before each retry: 0.2 s, then doubled"
     assert (cache.entry("k1") / "tree/f").read_bytes() == data
 
+    slept.clear()
     with flaky_server(99, {}) as dead:
         remote = remote_from(f"http://127.0.0.1:{dead.server_port}", False)
         assert remote is not None
         result = remote.fetch("k2", cache)
         assert not result.ok and "remote cache unreachable" in result.warning
         assert len(dead.arrivals) == 3, "three tries, no more"
-        assert dead.arrivals[2] - dead.arrivals[0] >= 0.6
+        assert slept == [0.2, 0.4], "no wait after the last try"
         assert not remote.fetch("k3", cache).warning and len(dead.arrivals) == 3, "off for the rest of the run"
+        assert slept == [0.2, 0.4], "and no more waiting either"
 
 
 @dataclass
