@@ -425,8 +425,8 @@ def small_disk(where: Path, size: str = "2m") -> Iterator[Path]:
     if mounted.returncode != 0:
         why = f"cannot mount a tmpfs here: {mounted.stderr.strip()}"
         if os.environ.get("CI") == "true" and os.geteuid() == 0:
-            # root on CI can mount (the CI container runs privileged): a refusal there would
-            # silently drop the disk-full proofs, so it fails instead
+            # root can mount a tmpfs unless the container withholds it: on CI that would silently
+            # drop the disk-full proofs (README's "Other faults"), so it fails there instead
             pytest.fail(f"{why} (CI=true, root)")
         pytest.skip(why)  # `-rs` (pyproject's addopts) prints this in the summary
     try:
