@@ -112,6 +112,21 @@ def survivors_after(root: Path, grace: float = 5.0) -> list[str]:
     return left
 
 
+def recorded_sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """time.sleep, for this thread, made instant: the delays asked for, in order (no clock involved)."""
+    asked: list[float] = []
+    real_sleep, caller = time.sleep, threading.get_ident()
+
+    def sleep(seconds: float) -> None:
+        if threading.get_ident() != caller:
+            real_sleep(seconds)  # the server's threads are not what is measured
+            return
+        asked.append(seconds)
+
+    monkeypatch.setattr(time, "sleep", sleep)
+    return asked
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Project:
     return make_project(tmp_path)

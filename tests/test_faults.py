@@ -38,7 +38,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from conftest import Project, make_project, processes_of, serving_in_thread, survivors_after, url_recipe
+from conftest import (
+    Project,
+    make_project,
+    processes_of,
+    recorded_sleeps,
+    serving_in_thread,
+    survivors_after,
+    url_recipe,
+)
 
 from pipeline.engine.state import make_manifest, manifest_problem
 
@@ -550,7 +558,7 @@ def test_download_cut_off_every_time_fails_in_one_line_and_keeps_nothing(
     from pipeline.errors import PipelineError
     from pipeline.paths import Paths
 
-    monkeypatch.setattr(sources, "RETRY_BACKOFF", 0.01)
+    slept = recorded_sleeps(monkeypatch)  # the waits between tries are asked for, not waited
     payload = source_tarball(tmp_path / "payload")
     paths = Paths(tmp_path, tmp_path / "cache")
     with serving(payload, cut=99) as server:
@@ -559,6 +567,7 @@ def test_download_cut_off_every_time_fails_in_one_line_and_keeps_nothing(
         with pytest.raises(PipelineError, match=r"download failed after 4 tries: .*IncompleteRead"):
             sources.fetch_source(paths, "recipes/x.yaml", tmp_path, source)
         assert server.requests == sources.RETRIES
+        assert len(slept) == sources.RETRIES - 1, slept  # a wait before each retry, none after the last
     assert not [p for p in (tmp_path / "cache/sources").rglob("*") if p.is_file()], "nothing partial is kept"
 
 

@@ -10,7 +10,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from conftest import Project, make_project, serving_in_thread
+from conftest import Project, make_project, recorded_sleeps, serving_in_thread
 
 from pipeline.engine.cache import ArtifactCache
 from pipeline.engine.remote import FileStore, RemoteCache, RemoteError, parse_entry, remote_from
@@ -318,21 +317,6 @@ def flaky_server(failures: int, blobs: dict[str, bytes]) -> contextlib.AbstractC
     server = FlakyServer(failures)
     server.blobs.update(blobs)
     return serving_in_thread(server)
-
-
-def recorded_sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """time.sleep, for this thread, made instant: the delays asked for, in order (no clock involved)."""
-    asked: list[float] = []
-    real_sleep, caller = time.sleep, threading.get_ident()
-
-    def sleep(seconds: float) -> None:
-        if threading.get_ident() != caller:
-            real_sleep(seconds)  # the server's threads are not what is measured
-            return
-        asked.append(seconds)
-
-    monkeypatch.setattr(time, "sleep", sleep)
-    return asked
 
 
 def test_http_retries_back_off_from_0_2_s_doubling_then_give_up(tmp_path: Path,
