@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import shutil
 import socketserver
 import subprocess
@@ -125,6 +126,18 @@ def recorded_sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
     monkeypatch.setattr(time, "sleep", sleep)
     return asked
+
+
+def first_stderr_line(proc: subprocess.Popen[str], deadline: float = 60.0) -> str:
+    """The first line `proc` writes to stderr ('' if it ends first, or says nothing in `deadline` s)."""
+    lines: queue.Queue[str] = queue.Queue()
+    assert proc.stderr is not None
+    stream = proc.stderr
+    threading.Thread(target=lambda: lines.put(stream.readline()), daemon=True).start()
+    try:
+        return lines.get(timeout=deadline)
+    except queue.Empty:
+        return ""
 
 
 @pytest.fixture

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import Project, survivors_after
+from conftest import Project, first_stderr_line, survivors_after
 
 
 def test_first_run_builds_then_second_run_executes_nothing(project: Project) -> None:
@@ -178,18 +176,6 @@ def test_tampered_output_is_rebuilt_by_size_or_with_verify(project: Project) -> 
     assert output.read_text() == "2.0\n"
     project.doit(PIPELINE_VERIFY="1")
     assert output.read_text() == "1.0\n"
-
-
-def first_stderr_line(proc: subprocess.Popen[str], deadline: float = 60.0) -> str:
-    """The first line `proc` writes to stderr ('' if it ends first, or says nothing in `deadline` s)."""
-    lines: queue.Queue[str] = queue.Queue()
-    assert proc.stderr is not None
-    stream = proc.stderr
-    threading.Thread(target=lambda: lines.put(stream.readline()), daemon=True).start()
-    try:
-        return lines.get(timeout=deadline)
-    except queue.Empty:
-        return ""
 
 
 def test_concurrent_runs_wait_for_the_lock(project: Project) -> None:

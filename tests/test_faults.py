@@ -40,6 +40,7 @@ from pathlib import Path
 import pytest
 from conftest import (
     Project,
+    first_stderr_line,
     make_project,
     processes_of,
     recorded_sleeps,
@@ -405,23 +406,35 @@ def test_torn_doit_database_is_not_a_traceback(faults: Project) -> None:
 
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_two_runs_at_once_one_waits_both_end_correct(faults: Project, workers: str) -> None:
+    """The first run's step is held until the second run says it waits: side by side, on cue."""
     set_message(faults, "version W")
-    first = subprocess.Popen(  # 12 pages x 0.5 s: the second run surely starts meanwhile
-        [sys.executable, "-m", "doit", "-n", workers], cwd=faults.root, env=faults.env(PAGE_PAUSE="0.5"),
+    release = faults.root / "release"
+    first = subprocess.Popen(
+        [sys.executable, "-m", "doit", "-n", workers], cwd=faults.root, env=faults.env(HOLD_UNTIL=str(release)),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-    deadline = time.monotonic() + WAIT_FOR_POINT
-    while "pages" not in (faults.count_file.read_text() if faults.count_file.exists() else ""):
-        assert time.monotonic() < deadline and first.poll() is None, "the first run never started its step"
-        time.sleep(0.02)
-    second = faults.doit("-n", workers)
-    first_out, first_err = first.communicate(timeout=120)
+    second = None
+    try:
+        deadline = time.monotonic() + WAIT_FOR_POINT
+        while "pages" not in (faults.count_file.read_text() if faults.count_file.exists() else ""):
+            assert time.monotonic() < deadline and first.poll() is None, "the first run never started its step"
+            time.sleep(0.02)
+        second = subprocess.Popen(
+            [sys.executable, "-m", "doit", "-n", workers], cwd=faults.root, env=faults.env(),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        said = first_stderr_line(second)
+    finally:
+        release.touch()
+        first_out, first_err = first.communicate(timeout=120)
+        second_out, second_err = second.communicate(timeout=120) if second else ("", "")
     assert first.returncode == 0, first_out + first_err
-    assert "waiting for another run" in second.stderr
-    assert "2 up to date" in second.stdout, "the second run found the first one's work done"
+    assert second is not None and second.returncode == 0, second_out + second_err
+    assert "waiting for another run" in said, said + second_err
+    assert "2 up to date" in second_out, "the second run found the first one's work done"
     assert sorted(faults.runs()) == ["book", "pages"], "each step ran exactly once"
     assert output_problem(faults, "version W") is None
-    assert "Traceback" not in first_err + second.stderr
+    assert "Traceback" not in first_err + second_err
 
 
 @contextlib.contextmanager
