@@ -154,7 +154,9 @@ def s3_remote(port: int) -> Remote:
                   {**S3_ENV, "AWS_ENDPOINT_URL": endpoint})
 
 
-@pytest.fixture(params=["http", "s3", "file"])
+# s3 (moto, and s3fs imported by every step) costs several seconds a test: it runs with the e2e
+# tests (CI's `./dev test`), while the fast loop has http and file, and s3's unreachable case
+@pytest.fixture(params=["http", pytest.param("s3", marks=pytest.mark.e2e), "file"])
 def remote(request: pytest.FixtureRequest, tmp_path: Path) -> Remote:
     if request.param == "file":
         return directory_remote(f"file://{tmp_path / 'shared'}", tmp_path / "shared")
