@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import shutil
 import socketserver
 import subprocess
@@ -112,6 +113,33 @@ def survivors_after(root: Path, grace: float = 5.0) -> list[str]:
     return left
 
 
+def recorded_sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """time.sleep, for this thread, made instant: the delays asked for, in order (no clock involved)."""
+    asked: list[float] = []
+    real_sleep, caller = time.sleep, threading.get_ident()
+
+    def sleep(seconds: float) -> None:
+        if threading.get_ident() != caller:
+            real_sleep(seconds)  # the server's threads are not what is measured
+            return
+        asked.append(seconds)
+
+    monkeypatch.setattr(time, "sleep", sleep)
+    return asked
+
+
+def first_stderr_line(proc: subprocess.Popen[str], deadline: float = 60.0) -> str:
+    """The first line `proc` writes to stderr ('' if it ends first, or says nothing in `deadline` s)."""
+    lines: queue.Queue[str] = queue.Queue()
+    assert proc.stderr is not None
+    stream = proc.stderr
+    threading.Thread(target=lambda: lines.put(stream.readline()), daemon=True).start()
+    try:
+        return lines.get(timeout=deadline)
+    except queue.Empty:
+        return ""
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Project:
     return make_project(tmp_path)
@@ -146,6 +174,20 @@ class BuiltChain:
     codegen: Path
     cache: Path
     log: str
+
+
+def chain_users_without_e2e(items: list[pytest.Item]) -> list[str]:
+    """Tests that would build the real chain (they request `built_chain`, directly or through other
+    fixtures) but are not marked e2e: `pytest -m "not e2e"` would build the chain for them."""
+    return [item.nodeid for item in items
+            if "built_chain" in getattr(item, "fixturenames", ()) and item.get_closest_marker("e2e") is None]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # before -m deselects anything: an unmarked chain user would slip into the fast loop
+    if unmarked := chain_users_without_e2e(items):
+        raise pytest.UsageError("these tests request built_chain but are not marked e2e: " + ", ".join(unmarked))
 
 
 @pytest.fixture(scope="session")

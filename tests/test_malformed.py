@@ -344,7 +344,7 @@ def test_malformed_input_gives_one_line_error(kind: str, built: Project, tmp_pat
     mutate(project)
     before_build, before_cache = snapshot(project.root / "build"), snapshot(project.cache)
     proc = project.doit(check=False)
-    assert proc.returncode != 0
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     assert expected in lines[0], lines[0]
@@ -358,7 +358,7 @@ def test_checkout_path_with_a_space_is_refused_up_front(built: Project, tmp_path
     shutil.copytree(built.root, project.root, symlinks=True)
     before = snapshot(project.root / "build")
     proc = project.doit(check=False)
-    assert proc.returncode != 0
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
     lines = proc.stderr.strip().splitlines()
     assert lines == [f"error: checkout path {str(project.root)!r} contains whitespace, "
                      "which autotools builds cannot handle"], proc.stderr

@@ -46,11 +46,14 @@ def test_a_new_file_in_a_source_folder_is_seen(project: Project) -> None:
 
 def test_edited_recipe_or_other_cache_dir_loads_in_full(project: Project, tmp_path) -> None:
     project.doit()
+    project.runs()
     project.edit("standalone", 'echo "{{ version }}"', 'echo "{{ version }}" ')
     _, imported = probe(project)
     assert "pydantic" in imported
+    assert project.runs() == ["standalone"], "the edited recipe's step ran again, and only it"
     _, imported = probe(project)
     assert imported == "IMPORTED []", "the memo is written again after a full load"
+    assert project.runs() == []
     _, imported = probe(project, PIPELINE_CACHE_DIR=str(tmp_path / "other-cache"))
     assert "pydantic" in imported, "another cache dir changes paths in keys and templates"
 

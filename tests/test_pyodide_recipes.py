@@ -118,7 +118,16 @@ def report(built_chain: BuiltChain, recipe_tree: Path) -> dict:
                           cwd=REPO, env=checkout_env(), capture_output=True, text=True, timeout=1800, check=False)
     print(proc.stdout[-4000:], proc.stderr[-2000:])
     assert out.is_file(), proc.stderr
-    return {item["name"]: item for item in json.loads(out.read_text())["recipes"]}
+    recipes = {item["name"]: item for item in json.loads(out.read_text())["recipes"]}
+    assert proc.returncode == 0, f"build-recipes exited {proc.returncode}: {recipes}"
+    return recipes
+
+
+def output_of(report: dict, name: str) -> Path:
+    """build/packages/<name>, once this run's report says the recipe built: after a failed build the
+    runner keeps the last good output there, which must not pass for this run's."""
+    assert report[name]["outcome"] == "built", report[name]
+    return REPO / "build" / "packages" / name
 
 
 def test_every_pyodide_style_recipe_builds_and_imports_in_wasm(report: dict) -> None:
@@ -127,20 +136,20 @@ def test_every_pyodide_style_recipe_builds_and_imports_in_wasm(report: dict) -> 
 
 
 def test_an_sdists_c_extension_is_built_in(report: dict) -> None:
-    modules = json.loads((REPO / "build/packages/simplejson/extensions.json").read_text())["extensions"]
+    modules = json.loads((output_of(report, "simplejson") / "extensions.json").read_text())["extensions"]
     assert [m["module"] for m in modules] == ["simplejson._speedups"]
 
 
 def test_the_recipes_patch_is_applied(report: dict) -> None:
-    assert "PATCHED_FOR_WASI = True" in (REPO / "build/packages/decorator/site-packages/decorator.py").read_text()
+    assert "PATCHED_FOR_WASI = True" in (output_of(report, "decorator") / "site-packages/decorator.py").read_text()
 
 
 def test_a_static_library_is_built_with_emscripten_style_tools_and_linked_by_its_user(report: dict) -> None:
-    library = json.loads((REPO / "build/packages/liblz4/library.json").read_text())
+    library = json.loads((output_of(report, "liblz4") / "library.json").read_text())
     assert "lib/liblz4.a" in library["files"] and "include/lz4.h" in library["files"]
-    pc = (REPO / "build/packages/liblz4/lib/pkgconfig/liblz4.pc").read_text()
+    pc = (output_of(report, "liblz4") / "lib/pkgconfig/liblz4.pc").read_text()
     assert "prefix=${pcfiledir}/../.." in pc, "the .pc file is relocatable"
-    modules = json.loads((REPO / "build/packages/lz4/extensions.json").read_text())["extensions"]
+    modules = json.loads((output_of(report, "lz4") / "extensions.json").read_text())["extensions"]
     assert {m["module"] for m in modules} >= {"lz4.block._block", "lz4.frame._frame"}
     log = (REPO / "build/logs/packages/lz4.log").read_text()
     assert "lz4libs/lz4.c" not in log, "the binding used the library recipe, not its bundled copy"

@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -23,7 +24,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import REPO, BuiltChain
+import yaml
+from conftest import REPO, BuiltChain, checkout_env, doit_in
 
 from pipeline.engine.config import load_config
 from pipeline.errors import ContractError, ExitCode, PipelineError
@@ -52,15 +54,15 @@ def test_hash_seed_is_reproducible_per_build_and_differs_between_builds() -> Non
 
 
 def test_bad_preload_list_is_one_line_naming_file_and_field(tmp_path: Path) -> None:
-    config = (REPO / "pipeline.yaml").read_text()
-    for old, new, message in (
-        ("  - json\n", "  - not-a-module\n",
+    """The project's own config with one key changed (as data: no dependence on its layout or comments)."""
+    config = yaml.safe_load((REPO / "pipeline.yaml").read_text())
+    for key, value, message in (
+        ("snapshot-preload", ["json", "not-a-module"],
          "snapshot-preload: 'not-a-module' is not a module name (dotted identifiers"),
-        ("  - random\n", "  - json\n", "snapshot-preload: lists a module twice"),
-        ("# snapshot-hash-seed: 12345", "snapshot-hash-seed: 0", "snapshot-hash-seed: must be 1..4294967295"),
+        ("snapshot-preload", ["json", "random", "json"], "snapshot-preload: lists a module twice"),
+        ("snapshot-hash-seed", 0, "snapshot-hash-seed: must be 1..4294967295"),
     ):
-        assert old in config
-        (tmp_path / "pipeline.yaml").write_text(config.replace(old, new, 1))
+        (tmp_path / "pipeline.yaml").write_text(yaml.safe_dump({**config, key: value}))
         with pytest.raises(PipelineError) as failed:
             load_config(tmp_path)
         assert "pipeline.yaml: " + message in str(failed.value) and "\n" not in str(failed.value)
@@ -374,11 +376,9 @@ def test_invoke_refuses_a_snapshot_of_another_python_wasm(built_root: Path, tmp_
     assert "was made from another python.wasm" in ran.stderr and "--no-snapshot" in ran.stderr
 
 
-def doit_ran(*args: str) -> dict[str, str]:
-    """Run doit in this checkout; task -> what happened to it (built, restored, up to date...)."""
-    proc = subprocess.run([sys.executable, "-m", "doit", *args], cwd=REPO, capture_output=True, text=True, check=False,
-                          env={k: v for k, v in os.environ.items() if not k.startswith("PIPELINE_REMOTE")},
-                          timeout=1800)
+def doit_ran(root: Path, *args: str) -> dict[str, str]:
+    """Run doit in `root`; task -> what happened to it (built, restored, up to date...)."""
+    proc = doit_in(root, *args, env=checkout_env(), timeout=1800)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     found = {}
     for line in proc.stdout.splitlines():
@@ -389,24 +389,30 @@ def doit_ran(*args: str) -> dict[str, str]:
 
 
 @pytest.mark.e2e
-def test_preload_list_keys_snapshot_codegen_and_invoke_only(built_root: Path) -> None:
-    config = REPO / "pipeline.yaml"
-    original = config.read_text()
-    try:
-        config.write_text(original.replace("snapshot-preload:\n", "snapshot-preload:\n  - numpy\n", 1))
-        proc = subprocess.run([sys.executable, "-m", "pipeline", "explain", "invoke"], cwd=REPO,
-                              capture_output=True, text=True, check=True)
-        verdicts = {line.split(": ", 1)[0]: line for line in proc.stdout.splitlines() if not line.startswith(" ")}
-        changed = {task for task, line in verdicts.items() if not line.endswith("up to date")}
-        assert changed == {"snapshot", "codegen", "invoke"}, proc.stdout
-        assert "recipe.build.script" in proc.stdout  # the snapshot's rendered steps hold the list
-        assert {"link", "runtime_root", "build_cpython", "packages:numpy"} <= set(verdicts)
-        ran = doit_ran("invoke")  # for real: numpy preloaded
-        assert {task for task, what in ran.items() if what != "up to date"} == {"snapshot", "codegen", "invoke"}, ran
-        info = json.loads((SNAPSHOT / runtime_guest.SNAPSHOT_INFO).read_text())
-        assert info["preload"][0] == "numpy"
-    finally:
-        config.write_text(original)
-    back = doit_ran("invoke")  # the old snapshot comes back from the cache
+def test_preload_list_keys_snapshot_codegen_and_invoke_only(built_root: Path, tmp_path: Path) -> None:
+    """In a throwaway copy of the checkout (same artifact cache), so a killed run never leaves the
+    real pipeline.yaml edited: the copy restores the session's chain, then numpy joins the list."""
+    copy = tmp_path / "checkout"
+    shutil.copytree(REPO, copy, symlinks=True, ignore=shutil.ignore_patterns(
+        "build", ".venv", ".git", "__pycache__", ".pytest_cache", ".ruff_cache"))
+    first = doit_ran(copy, "invoke")
+    assert "built" not in first.values(), f"same keys as the session's chain: everything restores {first}"
+    config = copy / "pipeline.yaml"
+    original_text = config.read_text()
+    original = yaml.safe_load(original_text)
+    config.write_text(yaml.safe_dump({**original, "snapshot-preload": ["numpy", *original["snapshot-preload"]]}))
+    proc = subprocess.run([sys.executable, "-m", "pipeline", "explain", "invoke"], cwd=copy, env=checkout_env(),
+                          capture_output=True, text=True, check=True)
+    verdicts = {line.split(": ", 1)[0]: line for line in proc.stdout.splitlines() if not line.startswith(" ")}
+    changed = {task for task, line in verdicts.items() if not line.endswith("up to date")}
+    assert changed == {"snapshot", "codegen", "invoke"}, proc.stdout
+    assert "recipe.build.script" in proc.stdout  # the snapshot's rendered steps hold the list
+    assert {"link", "runtime_root", "build_cpython", "packages:numpy"} <= set(verdicts)
+    ran = doit_ran(copy, "invoke")  # for real: numpy preloaded
+    assert {task for task, what in ran.items() if what != "up to date"} == {"snapshot", "codegen", "invoke"}, ran
+    info = json.loads((copy / "build/snapshot" / runtime_guest.SNAPSHOT_INFO).read_text())
+    assert info["preload"][0] == "numpy"
+    config.write_text(original_text)
+    back = doit_ran(copy, "invoke")  # the old snapshot comes back from the cache
     assert {task: what for task, what in back.items() if what != "up to date"} == {
         "snapshot": "restored", "codegen": "restored", "invoke": "restored"}, back

@@ -16,6 +16,7 @@ from email.message import Message
 from pathlib import Path
 
 import pytest
+from conftest import recorded_sleeps
 
 from pipeline import digests
 from pipeline.engine import retry, sources
@@ -167,8 +168,7 @@ class Flaky:
 
 
 def test_one_retry_rule_doubles_its_waits_and_stops_at_a_permanent_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    waits: list[float] = []
-    monkeypatch.setattr(retry, "sleep", waits.append)  # the fake clock every retry test uses
+    waits = recorded_sleeps(monkeypatch)  # the fake clock every retry test uses
     policy = retry.Retry(tries=4, first_wait=0.5)
     transient = lambda exc: isinstance(exc, ConnectionError)  # noqa: E731
     assert policy.call(Flaky(ConnectionError(), ConnectionError()), transient) == "done"
@@ -185,8 +185,7 @@ def test_one_retry_rule_doubles_its_waits_and_stops_at_a_permanent_error(monkeyp
 
 
 def test_a_404_download_is_not_retried(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    waits: list[float] = []
-    monkeypatch.setattr(retry, "sleep", waits.append)
+    waits = recorded_sleeps(monkeypatch)
 
     def not_found(url: str, timeout: float) -> None:
         raise urllib.error.HTTPError(url, 404, "Not Found", Message(), None)

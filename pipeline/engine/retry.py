@@ -2,20 +2,18 @@
 doubles each time, while the error is one another try can change.
 
 Downloads and the remote cache differ only in how often and how long they wait (`Retry`).
-Tests fake the clock by replacing this module's `sleep`:
-`monkeypatch.setattr(pipeline.engine.retry, "sleep", waits.append)` records the waits instead.
+It waits through `time.sleep`, looked up at each wait: tests record the waits instead of
+sleeping them by replacing it (tests/conftest.py: recorded_sleeps).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from time import sleep  # looked up at each wait, so that a test can replace it
 from typing import TypeVar
 
 T = TypeVar("T")
-
-__all__ = ["Retry", "sleep"]
 
 
 @dataclass(frozen=True)
@@ -35,5 +33,5 @@ class Retry:
             except Exception as exc:
                 if not transient(exc):
                     raise
-            sleep(wait)
+            time.sleep(wait)
         return attempt()
