@@ -165,13 +165,14 @@ def check_relocatable(engine: Engine, task: str, at: Places) -> None:
     places = [engine.paths.root, engine.paths.cache]
     if sys.prefix != sys.base_prefix:  # the host Python's virtualenv (a system prefix like /usr is no machine path)
         places.append(Path(sys.prefix))
-    leaks = path_leaks(at.staging, places, engine.rendered[task].unreproducible)
+    # Every file, `unreproducible:` ones too: that field exempts a file from comparing two builds
+    # (start-up randomness, timings), not from pointing into this checkout.
+    leaks = path_leaks(at.staging, places)
     if leaks:
         shown = ", ".join(leaks[:3]) + (f" (+{len(leaks) - 3} more)" if len(leaks) > 3 else "")
         raise StepFailed(task, f"outputs hold this checkout's, the cache's or the host Python's path, so they "
                                f"are not relocatable: "
-                               f"{shown}; map it away in the step (docs/design.md, 'Relocatable outputs'), "
-                               f"or declare the files under `unreproducible:`", at.log)
+                               f"{shown}; map it away in the step (docs/design.md, 'Relocatable outputs')", at.log)
 
 
 def discard(tree: Path, trash: Path) -> None:
