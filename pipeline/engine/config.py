@@ -265,10 +265,16 @@ def check_environment(config: ProjectConfig) -> None:
     problem = remote_url_problem(env_url) if env_url else None
     if problem:
         raise PipelineError(f"${REMOTE_ENV}: {problem}")
-    # Any other text would silently mean "read-only" (`false` included): say so instead.
-    readonly = os.environ.get(READONLY_ENV, "")
-    if readonly not in ("", "0", "1"):
-        raise PipelineError(f"${READONLY_ENV}: {readonly!r} must be 1 (fetch only) or 0")
+    remote_readonly(False)
+
+
+def remote_readonly(configured: bool) -> bool:
+    """Fetch only: pipeline.yaml's remote-readonly, or $PIPELINE_REMOTE_READONLY=1 (wins).
+    Any other text would silently mean "read-only" (`false` included): say so instead."""
+    value = os.environ.get(READONLY_ENV, "")
+    if value not in ("", "0", "1"):
+        raise PipelineError(f"${READONLY_ENV}: {value!r} must be 1 (fetch only) or 0")
+    return configured or value == "1"
 
 
 def describe_toolchain(config: ProjectConfig, sysroot: Path | str, source_root: Path | str = "") -> Toolchain:
