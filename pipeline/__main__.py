@@ -190,7 +190,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
 def cmd_result(args: argparse.Namespace) -> int:
     """What the main job (`./dev build`) made: hello's output and where the runtime is."""
     from .engine.config import load_config, project_paths
-    from .paths import CODEGEN_TASK, RUNTIME_ROOT_TASK
+    from .places import RUNTIME_ROOT_TASK, codegen_dir, runtime_root_tree
 
     root = args.root.resolve()
     paths = project_paths(root, load_config(root, project_layer()))
@@ -198,9 +198,9 @@ def cmd_result(args: argparse.Namespace) -> int:
     if not hello.is_file():
         raise PipelineError(f"{hello}: not built yet (run `doit invoke`, or ./dev build)")
     shown = {
-        "runtime root": paths.runtime_root_tree,
+        "runtime root": runtime_root_tree(paths),
         "its tarball": paths.output_dir(RUNTIME_ROOT_TASK) / "runtime_root.tar.gz",
-        "machine code": paths.output_dir(CODEGEN_TASK),
+        "machine code": codegen_dir(paths),
     }
     print(f"--- {hello.relative_to(root)} ---")
     print(hello.read_text().rstrip("\n"))
