@@ -66,14 +66,12 @@ def by_hand(root: Path, env: dict[str, str]) -> dict[str, float]:
     """Run each task's rendered build step with bash, no engine, into scratch dirs."""
     sys.path.insert(0, str(REPO))
     from pipeline.engine.builders import build_script
-    from pipeline.engine.config import describe_toolchain
     from pipeline.engine.project import load_engine
-    from pipeline.engine.render import sysroot_path
     from pipeline.engine.sources import apply_patches, fetch_source, unpack_source
+    from pipeline.wasmbuild.layer import WASM_LAYER
 
     os.environ.update(env)
-    engine = load_engine(root)
-    tc = describe_toolchain(engine.config, sysroot_path(engine.paths, engine.config), engine.paths.root)
+    engine = load_engine(root, WASM_LAYER)
     times: dict[str, float] = {}
     for task in engine.graph.order:
         if task not in engine.graph.closure("build_cpython"):
@@ -90,9 +88,9 @@ def by_hand(root: Path, env: dict[str, str]) -> dict[str, float]:
         work.mkdir()
         step_env = dict(os.environ, OUT=str(out), PREFIX=str(out), WORK=str(work), SRC=str(src or work),
                         JOBS=str(engine.config.job_count()), PYTHON=sys.executable, PROJECT_ROOT=str(root),
-                        PYTHONPATH=str(REPO), **recipe.build.env)
+                        PYTHONPATH=str(REPO), **engine.layer.step_env(), **recipe.build.env)
         script = scratch / "build.sh"
-        script.write_text(build_script(entry.builder, recipe, tc).replace("set -euxo", "set -euo"))
+        script.write_text(build_script(entry.builder, recipe, engine.layer).replace("set -euxo", "set -euo"))
         start = time.perf_counter()
         subprocess.run(["bash", str(script)], cwd=src or work, env=step_env, check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -60,8 +60,9 @@ def fresh_copy(dest: Path) -> Path:
 def seed_sources(cache: Path) -> None:
     """Downloads of third-party sources are not what is measured: copy them in."""
     from pipeline.engine.config import load_config, project_paths
+    from pipeline.wasmbuild.layer import WASM_LAYER
 
-    main_cache = project_paths(REPO, load_config(REPO)).cache  # where this checkout's engine looks
+    main_cache = project_paths(REPO, load_config(REPO, WASM_LAYER)).cache  # where this checkout's engine looks
     if (main_cache / "sources").is_dir():
         shutil.copytree(main_cache / "sources", cache / "sources")
 

@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from pipeline.engine.toolchain import Toolchain
+from pipeline.wasmbuild.llvm import Toolchain
 
 REPO = Path(__file__).resolve().parent.parent
 BUILD = REPO / "build"

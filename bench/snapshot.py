@@ -36,10 +36,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from faasm_calls import EMPTY  # the same empty chained function: comparable figures
 
-from pipeline.engine.config import load_config
 from pipeline.runtime import faasm_host, invoke, wasm
 from pipeline.runtime import guest as runtime_guest
 from pipeline.wasmbuild import codegen, snapshot
+from pipeline.wasmbuild.layer import wasm_settings
 
 REPO = Path(__file__).resolve().parent.parent
 # numpy 2 imports numpy.fft and numpy.random on first use (module __getattr__): preloading numpy
@@ -129,7 +129,7 @@ def fan_out(rt: Runtime, counts: dict[str, int]) -> dict[str, str]:
 
 def numpy_snapshot(rt: Runtime, work: Path) -> tuple[tuple[wasmtime.Module, str], float]:
     """A snapshot preloading the configured list plus numpy (NUMPY_PRELOAD), and its machine code."""
-    preload = [*load_config(REPO).snapshot_preload, *NUMPY_PRELOAD]
+    preload = [*wasm_settings(REPO).snapshot_preload, *NUMPY_PRELOAD]
     started = time.perf_counter()
     with open(os.devnull, "w") as quiet:
         saved = sys.stdout

@@ -18,6 +18,7 @@ from .arguments import OneLineArgumentParser
 from .errors import PipelineError, report_error
 
 if TYPE_CHECKING:
+    from .engine.layer import ProjectLayer
     from .engine.project import Engine
 
 SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?\s*$", re.IGNORECASE)
@@ -39,11 +40,18 @@ def project_root(text: str) -> Path:
     return root
 
 
+def project_layer() -> ProjectLayer:
+    """This project builds for wasm: the engine gets the wasm layer from here (and from dodo.py)."""
+    from .wasmbuild.layer import WASM_LAYER
+
+    return WASM_LAYER
+
+
 def engine_for_tasks(root: Path, tasks: list[str]) -> Engine:
     """The loaded project, after checking that every named task exists."""
     from .engine.project import load_engine
 
-    engine = load_engine(root)
+    engine = load_engine(root, project_layer())
     unknown = [t for t in tasks if t not in engine.graph.nodes]
     if unknown:
         raise PipelineError(f"unknown task {unknown[0]!r}; known: {' '.join(engine.graph.order)}")
@@ -68,7 +76,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from .engine.config import keep_going_requested
     from .engine.project import load_engine
 
-    engine = load_engine(args.root, keep_going=args.keep_going or keep_going_requested())
+    engine = load_engine(args.root, project_layer(), keep_going=args.keep_going or keep_going_requested())
     if args.json:
         graph = engine.graph
         closure = {task: sorted(graph.closure(task)) for task in graph.order}
@@ -97,7 +105,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
     from .engine.cache import ArtifactCache
     from .engine.config import load_config, project_paths
 
-    paths = project_paths(args.root.resolve(), load_config(args.root.resolve()))
+    paths = project_paths(args.root.resolve(), load_config(args.root.resolve(), project_layer()))
     removed, left = ArtifactCache(paths).prune(args.max_size)
     print(f"removed {removed} entries; {left / (1 << 20):.1f} MiB left in {paths.artifacts}")
     return 0
@@ -107,7 +115,7 @@ def cmd_push(args: argparse.Namespace) -> int:
     """Seed the remote cache with what this checkout has built (up-to-date tasks only)."""
     from .engine.project import load_engine
 
-    engine = load_engine(args.root)
+    engine = load_engine(args.root, project_layer())
     if engine.remote is None:
         raise PipelineError("no remote cache: set remote-cache in pipeline.yaml or PIPELINE_REMOTE_CACHE")
     tasks = args.tasks or list(engine.graph.order)
@@ -132,7 +140,7 @@ def cmd_provision(args: argparse.Namespace) -> int:
     from .engine.config import load_config
     from .engine.provision import ensure_apt_packages, ensure_deb_src
 
-    config = load_config(args.root.resolve())
+    config = load_config(args.root.resolve(), project_layer())
     if not args.packages_only:
         ensure_deb_src()
         print("deb-src entries in place")
@@ -182,17 +190,17 @@ def cmd_graph(args: argparse.Namespace) -> int:
 def cmd_result(args: argparse.Namespace) -> int:
     """What the main job (`./dev build`) made: hello's output and where the runtime is."""
     from .engine.config import load_config, project_paths
-    from .paths import CODEGEN_TASK, RUNTIME_ROOT_TASK
+    from .places import RUNTIME_ROOT_TASK, codegen_dir, runtime_root_tree
 
     root = args.root.resolve()
-    paths = project_paths(root, load_config(root))
+    paths = project_paths(root, load_config(root, project_layer()))
     hello = paths.output_dir(args.invoke_task) / "hello.out"
     if not hello.is_file():
         raise PipelineError(f"{hello}: not built yet (run `doit invoke`, or ./dev build)")
     shown = {
-        "runtime root": paths.runtime_root_tree,
+        "runtime root": runtime_root_tree(paths),
         "its tarball": paths.output_dir(RUNTIME_ROOT_TASK) / "runtime_root.tar.gz",
-        "machine code": paths.output_dir(CODEGEN_TASK),
+        "machine code": codegen_dir(paths),
     }
     print(f"--- {hello.relative_to(root)} ---")
     print(hello.read_text().rstrip("\n"))
@@ -216,7 +224,7 @@ def cmd_build_recipes(args: argparse.Namespace) -> int:
     from .engine.treebuild import build_recipes, report_table
 
     report_file = args.json or args.root.resolve() / "build" / "recipes-report.json"
-    report = build_recipes(args.root, args.tree, args.selection, report_file, dry_run=args.dry_run)
+    report = build_recipes(args.root, project_layer(), args.tree, args.selection, report_file, dry_run=args.dry_run)
     print("\n".join(report_table(report)))
     print(f"report: {report_file}")
     return 0 if not report.counts()["failed"] or args.keep_going else 1

@@ -8,8 +8,6 @@ from pathlib import Path
 
 CONFIG_FILE = "pipeline.yaml"
 CACHE_ENV = "PIPELINE_CACHE_DIR"
-RUNTIME_ROOT_TASK = "runtime_root"
-CODEGEN_TASK = "codegen"
 PACKAGE_GROUP = "packages"  # package recipes are the tasks packages:<name>
 
 
@@ -58,14 +56,6 @@ class Paths:
     def third_party(self) -> Path:
         return self.root / "third-party"
 
-    @property
-    def toolchain_config(self) -> Path:
-        return self.root / "toolchain"
-
-    @property
-    def functions(self) -> Path:
-        return self.root / "func"
-
     # --- build/ ---------------------------------------------------------
     @property
     def build(self) -> Path:
@@ -106,16 +96,6 @@ class Paths:
 
     def work_dir(self, task: str) -> Path:
         return self.build / ".work" / task_slug(task)
-
-    @property
-    def runtime_root_tree(self) -> Path:
-        """The tree a runtime mounts as / (inside the runtime_root task's output)."""
-        return self.output_dir(RUNTIME_ROOT_TASK) / "root"
-
-    @property
-    def function_store(self) -> Path:
-        """Uploaded functions: user/function/function.py. Not a task output."""
-        return self.build / "function-store"
 
     def staging_root(self) -> Path:
         # Beside the outputs (same filesystem) so the final move is a rename.

@@ -1,5 +1,6 @@
-"""The snapshot stage's two settings rules, shared by pipeline.yaml's checks (the engine's
-ProjectConfig) and the snapshot tool (pipeline.wasmbuild.snapshot); standard library only.
+"""The snapshot stage's two settings rules, shared by pipeline.yaml's checks (the wasm
+layer's WasmSettings, wasmbuild/settings.py) and the snapshot tool (wasmbuild/snapshot.py);
+standard library only.
 """
 
 from __future__ import annotations

@@ -196,8 +196,9 @@ def built_chain() -> BuiltChain:
     session, in this checkout's build/, with the artifact cache outside the checkout so a repeat run
     restores instead of building. No e2e test depends on another test file having run first."""
     from pipeline.engine.config import load_config, project_paths
+    from pipeline.wasmbuild.layer import WASM_LAYER
 
-    cache = project_paths(REPO, load_config(REPO)).cache
+    cache = project_paths(REPO, load_config(REPO, WASM_LAYER)).cache
     assert not cache.resolve().is_relative_to(REPO.resolve()), f"artifact cache {cache} is inside the checkout"
     proc = doit_in(REPO, "codegen", "invoke")
     assert proc.returncode == 0, f"doit codegen invoke failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}"

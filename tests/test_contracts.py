@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.engine.context import BuildContext, source_digest
+from pipeline.engine.context import source_digest
 from pipeline.engine.contract import Contract, ContractError
 from pipeline.engine.spec import Recipe
-from pipeline.engine.toolchain import Toolchain
 from pipeline.errors import ExitCode
+from pipeline.wasmbuild.context import WasmBuildContext
 from pipeline.wasmbuild.contracts import (
     BuildInfo,
     Extension,
@@ -29,6 +29,7 @@ from pipeline.wasmbuild.crossargs import (
     append_event,
     read_events,
 )
+from pipeline.wasmbuild.llvm import Toolchain
 
 RECIPE = Recipe.model_validate({
     "package": {"name": "markupsafe", "version": "2.1.5"},
@@ -44,9 +45,9 @@ def samples() -> list[Contract]:
     """One filled-in instance of every contract."""
     return [
         TOOLCHAIN,
-        BuildContext(task="packages:markupsafe", recipe=RECIPE, deps={"build_cpython": "/b/build_cpython"},
-                     package_deps=["/b/packages/six"], cpython="/b/build_cpython", build_python="/b/build_python",
-                     toolchain=TOOLCHAIN, source_sha256="ab" * 32),
+        WasmBuildContext(task="packages:markupsafe", recipe=RECIPE, deps={"build_cpython": "/b/build_cpython"},
+                         package_deps=["/b/packages/six"], cpython="/b/build_cpython", build_python="/b/build_python",
+                         toolchain=TOOLCHAIN, source_sha256="ab" * 32),
         BuildInfo(python_version="3.13", interpreter="python3.13", include="runtime/include/python3.13",
                   home="runtime", stdlib="runtime/lib/python3.13"),
         RelinkKit(ldflags=["-z", "stack-size=8388608"], libs=["Modules/expat/libexpat.a", "-Llib", "-lz"],
@@ -103,11 +104,11 @@ def test_a_nested_unknown_field_is_rejected() -> None:
     data = json.loads(samples()[1].to_text())
     data["recipe"]["build"]["surprise"] = "x"
     with pytest.raises(ContractError, match=r"recipe\.build\.surprise: unknown field"):
-        BuildContext.from_text(json.dumps(data), "recipe.json")
+        WasmBuildContext.from_text(json.dumps(data), "recipe.json")
 
 
 def test_build_context_carries_the_validated_recipe() -> None:
-    context = BuildContext.from_text(samples()[1].to_text(), "recipe.json")
+    context = WasmBuildContext.from_text(samples()[1].to_text(), "recipe.json")
     assert isinstance(context.recipe, Recipe)
     assert context.recipe.build.backend_flags == "a=b" and context.recipe.about.pypi is not None
     assert context.toolchain.libcxx_lib == "/usr/lib/llvm-19/lib/wasm32-wasi"

@@ -311,3 +311,25 @@ def test_schema_is_json_schema_with_kebab_names(project: Project) -> None:
     build = schema["$defs"]["Build"]["properties"]
     assert "configure-args" in build and "cross-script" in build
     assert schema["additionalProperties"] is False
+
+
+def test_the_engine_alone_builds_a_project_without_a_layer(project: Project) -> None:
+    """No wasm layer: the engine's keys only in pipeline.yaml, shell recipes, a dodo.py naming
+    the empty layer. The wasm layer's settings and template variables are then unknown."""
+    (project.root / "pipeline.yaml").write_text("# the engine alone\njobs: 1\n")
+    dodo = "from pipeline.engine.tasks import doit_namespace\n\n"
+    dodo += "globals().update(doit_namespace(__file__, 'pipeline.engine.layer:NO_LAYER'))\n"
+    (project.root / "dodo.py").write_text(dodo)
+    first = project.doit()
+    assert sorted(project.runs()) == ["greeting", "hello", "standalone"] and "summary: 3 built" in first.stdout
+    assert (project.root / "build/greeting/greeting.txt").read_text() == "hello from a fixture\n"
+    assert "3 up to date" in project.doit().stdout
+
+    (project.root / "pipeline.yaml").write_text("malloc: dlmalloc\n")
+    proc = project.doit(check=False)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
+        f"error: {project.root / 'pipeline.yaml'}: malloc: unknown key"]
+    (project.root / "pipeline.yaml").write_text("jobs: 1\n")
+    project.edit("standalone", '"{{ version }}"', '"{{ tc.cc }}"')
+    proc = project.doit(check=False)
+    assert proc.returncode == 2 and "build.script: undefined template variable: 'tc' is undefined" in proc.stderr

@@ -8,17 +8,25 @@ from typing import Any
 
 import pytest
 
-from pipeline.engine.config import ProjectConfig, describe_toolchain
+from pipeline.engine.config import ProjectConfig
 from pipeline.engine.graph import DependencyCycle, Graph, build_graph, topological_order
 from pipeline.engine.hashing import StatCache
 from pipeline.engine.keys import KeyComputer, make_portable
+from pipeline.engine.layer import FingerprintedTools, Layer
 from pipeline.engine.loader import RecipeFile
-from pipeline.engine.render import render_recipe
+from pipeline.engine.render import project_vars, render_recipe
 from pipeline.engine.spec import Recipe, pick_builder
 from pipeline.errors import RecipeError
 from pipeline.paths import Paths
+from pipeline.wasmbuild.layer import WASM_LAYER
+from pipeline.wasmbuild.settings import WasmSettings
 
-CONFIG = ProjectConfig(llvm_version="19", versions={"python": "3.13.5"}, toolchain_recipe=None)
+CONFIG = ProjectConfig(versions={"python": "3.13.5"})
+SETTINGS = WasmSettings(llvm_version="19", toolchain_recipe=None)
+
+
+def wasm_layer(root: Path, settings: WasmSettings = SETTINGS) -> Layer:
+    return WASM_LAYER.bind(settings, Paths(root=root, cache=root / "cache"))
 
 
 def recipe_file(root: Path, task: str, **fields: Any) -> RecipeFile:
@@ -32,7 +40,7 @@ def recipe_file(root: Path, task: str, **fields: Any) -> RecipeFile:
 
 
 def graph_of(root: Path, *entries: RecipeFile) -> Graph:
-    return build_graph({entry.task: entry for entry in entries}, CONFIG)
+    return build_graph({entry.task: entry for entry in entries}, wasm_layer(root))
 
 
 # --- graph ---------------------------------------------------------------------------
@@ -77,13 +85,9 @@ def test_unknown_and_self_dependencies_are_recipe_errors(tmp_path: Path) -> None
 
 # --- render --------------------------------------------------------------------------
 
-HOST = {"python": "/usr/bin/python3", "run_wasm": "/usr/bin/python3 -m pipeline.runtime.wasm run",
-        "wasmtime_version": "0"}
-
-
 def render(tmp_path: Path, *entries: RecipeFile, task: str) -> Recipe:
     paths = Paths(root=tmp_path, cache=tmp_path / "cache")
-    return render_recipe(paths, CONFIG, graph_of(tmp_path, *entries), task, HOST)
+    return render_recipe(paths, graph_of(tmp_path, *entries), task, project_vars(CONFIG, wasm_layer(tmp_path)))
 
 
 def test_templates_see_config_tc_deps_and_versions(tmp_path: Path) -> None:
@@ -125,8 +129,9 @@ def test_the_sandbox_refuses_host_access(tmp_path: Path) -> None:
 def keys_for(tmp_path: Path, *entries: RecipeFile) -> KeyComputer:
     paths = Paths(root=tmp_path, cache=tmp_path / "cache")
     graph = graph_of(tmp_path, *entries)
-    return KeyComputer(paths, CONFIG, graph, lambda task: render_recipe(paths, CONFIG, graph, task, HOST),
-                       StatCache(None))
+    layer = wasm_layer(tmp_path)
+    project = project_vars(CONFIG, layer)
+    return KeyComputer(paths, layer, graph, lambda task: render_recipe(paths, graph, task, project), StatCache(None))
 
 
 def chain(tmp_path: Path, base_script: str = "echo base\n", top_env: dict[str, str] | None = None) -> KeyComputer:
@@ -173,6 +178,19 @@ def test_tool_code_run_by_a_step_is_in_its_key(tmp_path: Path) -> None:
     assert "pipeline/wasmbuild/crossargs.py" not in tools, "nor does an edit of the compiler stand-ins' settings"
 
 
-def test_the_toolchain_fingerprint_follows_llvm_version() -> None:
-    assert describe_toolchain(CONFIG, "").fingerprint_tools == "clang-19 wasm-ld-19 llvm-ar-19"
-    assert describe_toolchain(CONFIG.model_copy(update={"llvm_version": "20"}), "").cc.startswith("clang-20 ")
+def test_the_toolchain_fingerprint_follows_llvm_version(tmp_path: Path) -> None:
+    settings = SETTINGS.model_copy(update={"toolchain_recipe": "toolchain"})
+    assert wasm_layer(tmp_path, settings).fingerprinted_tools() == FingerprintedTools(
+        "toolchain", ["clang-19", "wasm-ld-19", "llvm-ar-19"])
+    assert wasm_layer(tmp_path).fingerprinted_tools() is None, "toolchain-recipe: null fingerprints nothing"
+    twenty = wasm_layer(tmp_path, settings.model_copy(update={"llvm_version": "20"}))
+    assert twenty.template_vars()["tc"]["cc"].startswith("clang-20 ")
+
+
+def test_the_layers_code_is_in_every_key_the_engines_is_not(tmp_path: Path) -> None:
+    """The layer shapes every template and step, so its import closure is keyed for a shell recipe
+    too; the engine's own code stands behind ENGINE_VERSION."""
+    layer_code = chain(tmp_path).inputs("other")["layer"]
+    wasm = {"pipeline/wasmbuild/layer.py", "pipeline/wasmbuild/settings.py", "pipeline/wasmbuild/llvm.py"}
+    assert wasm <= set(layer_code)
+    assert not [path for path in layer_code if path.startswith("pipeline/engine/")]

@@ -185,6 +185,13 @@ MORE_CASES = {
         replace("standalone", "build:", f"source:\n  pypi: six\n  version: 1.10\n  sha256: {GOOD_SHA}\nbuild:"),
         "recipes/standalone.yaml: source.version: YAML read this version as the number 1.1",
     ),
+    # the wasm layer's keys (wasmbuild/settings.py) fail like the engine's own
+    "wasm setting: bad allocator": Case(config("malloc: jemalloc\n"),
+                                        "pipeline.yaml: malloc: Input should be 'dlmalloc' or 'mimalloc'"),
+    "wasm setting: bad preload": Case(config('snapshot-preload: ["1x"]\n'),
+                                      "pipeline.yaml: snapshot-preload: '1x' is not a module name"),
+    "wasm setting: version read as a number": Case(
+        config("llvm-version: 19\n"), "pipeline.yaml: llvm-version: YAML read this version as the number 19"),
     "config version read as a number": Case(
         config("versions:\n  python: 3.10\n"),
         'pipeline.yaml: versions: YAML read this version of python as the number 3.1, which may not be what is '

@@ -17,13 +17,15 @@ from conftest import Project
 
 from pipeline.engine.builders import build_script
 from pipeline.engine.spec import Recipe, canonical_name
-from pipeline.engine.toolchain import Toolchain
 from pipeline.engine.treebuild import select
 from pipeline.errors import PipelineError
+from pipeline.paths import Paths
 from pipeline.wasmbuild import emcompat
+from pipeline.wasmbuild.layer import WASM_LAYER
 from pipeline.wasmbuild.pypackage import check_no_compiled_sources, expand_variables, split_ldflags
+from pipeline.wasmbuild.settings import WasmSettings
 
-TC = Toolchain.derive("wasm32-wasi", "19", "/sysroot")
+LAYER = WASM_LAYER.bind(WasmSettings(), Paths(root=Path("/p"), cache=Path("/c")))
 
 
 def tree_recipe(tree: Path, folder: str, text: str) -> None:
@@ -73,16 +75,16 @@ def test_disabled_and_tool_less_recipes_are_skipped_with_their_reason(project: P
 def test_fields_without_meaning_on_wasi_are_said_once_and_defaults_say_nothing() -> None:
     plain = Recipe.model_validate({"package": {"name": "p", "version": "1"}, "source": {"pypi": "p", "version": "1",
                                    "sha256": "0" * 64}})
-    assert "note:" not in build_script("python-package", plain, TC)
-    assert "emcompat" not in build_script("python-package", plain, TC), "our own recipes' scripts are unchanged"
+    assert "note:" not in build_script("python-package", plain, LAYER)
+    assert "emcompat" not in build_script("python-package", plain, LAYER), "our own recipes' scripts are unchanged"
     pyodide = Recipe.model_validate({"package": {"name": "p", "version": "1"},
                                      "build": {"exports": "requested", "vendor-sharedlib": True, "script": "make"}})
-    script = build_script("python-package", pyodide, TC)
+    script = build_script("python-package", pyodide, LAYER)
     assert script.count("note: build.exports has no meaning on WASI") == 1
     assert "note: build.vendor-sharedlib" in script and "emcompat setup" in script
     library = Recipe.model_validate({"package": {"name": "l", "version": "1"},
                                      "build": {"type": "shared_library", "script": "make"}})
-    steps = build_script("library", library, TC)
+    steps = build_script("library", library, LAYER)
     assert "static library on WASI" in steps and steps.index("emcompat setup") < steps.index("make")
     assert steps.index("make") < steps.index("emcompat collect")
 
@@ -170,3 +172,5 @@ def test_a_failed_recipe_is_reported_by_its_most_telling_line(tmp_path: Path) ->
     log.write_text("Traceback (most recent call last):\nModuleNotFoundError: No module named 'js'\n"
                    "error: import test failed inside wasm (exit 1)\n")
     assert failure_reason(log) == "ModuleNotFoundError: No module named 'js'"
+    log.write_text("+ make\nwasm-ld-19: error: undefined symbol: dlopen\nmake: *** [all] Error 1\n")
+    assert failure_reason(log) == "wasm-ld-19: error: undefined symbol: dlopen", "the linker is named"

@@ -17,19 +17,20 @@ from pipeline.engine.runner import write_recipe_json
 from pipeline.wasmbuild import pypackage
 from pipeline.wasmbuild.contracts import BuildInfo
 from pipeline.wasmbuild.crossargs import CROSS_ENV, CrossSettings
+from pipeline.wasmbuild.layer import WASM_LAYER
 
 INFO = BuildInfo(python_version="3.13", interpreter="python3.13", include="runtime/include/python3.13",
                  home="runtime", stdlib="runtime/lib/python3.13")
 
 
 def test_the_package_builder_reads_what_the_engine_wrote(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    engine = load_engine(REPO)
+    engine = load_engine(REPO, WASM_LAYER)
     monkeypatch.setenv("RECIPE_JSON", str(write_recipe_json(engine, "packages:numpy", tmp_path)))
     ctx = pypackage.load_context()
     assert ctx.recipe == engine.rendered["packages:numpy"], "the validated Recipe itself, not a dict"
     assert ctx.cpython == str(engine.paths.output_dir("build_cpython"))
     assert ctx.source_sha256 == engine.rendered["packages:numpy"].source.sha256  # type: ignore[union-attr]
-    assert ctx.toolchain.llvm_version == engine.config.llvm_version
+    assert ctx.toolchain.llvm_version == engine.layer.settings.llvm_version  # type: ignore[attr-defined]
 
     monkeypatch.setenv("PROJECT_ROOT", str(REPO))
     env = pypackage.cross_env(ctx, INFO, tmp_path, tmp_path / "cross.jsonl")

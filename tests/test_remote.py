@@ -24,6 +24,7 @@ from conftest import Project, make_project, recorded_sleeps, serving_in_thread
 from pipeline.engine.cache import ArtifactCache
 from pipeline.engine.remote import FileStore, RemoteCache, RemoteError, parse_entry, remote_from
 from pipeline.engine.state import make_manifest
+from pipeline.errors import PipelineError
 from pipeline.paths import Paths
 
 NGINX = shutil.which("nginx") or shutil.which("/usr/sbin/nginx")
@@ -426,3 +427,14 @@ def test_env_wins_over_config_and_forces_readonly(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("PIPELINE_REMOTE_READONLY", "1")
     remote = remote_from(f"file://{tmp_path}/config", False)
     assert remote is not None and remote.readonly and remote.store == FileStore(tmp_path / "env")
+
+
+def test_readonly_variable_is_read_one_way_everywhere(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """$PIPELINE_REMOTE_READONLY has one parse: text other than 1 or 0 is an error wherever it is read
+    (not `true` meaning read-only when the remote opens, and an error when the config loads)."""
+    monkeypatch.setenv("PIPELINE_REMOTE_READONLY", "true")
+    with pytest.raises(PipelineError, match=r"\$PIPELINE_REMOTE_READONLY: 'true' must be 1 \(fetch only\) or 0"):
+        remote_from(f"file://{tmp_path}/config", False)
+    monkeypatch.setenv("PIPELINE_REMOTE_READONLY", "0")
+    remote = remote_from(f"file://{tmp_path}/config", False)
+    assert remote is not None and not remote.readonly

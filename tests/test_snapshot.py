@@ -27,12 +27,12 @@ import pytest
 import yaml
 from conftest import REPO, BuiltChain, checkout_env, doit_in
 
-from pipeline.engine.config import load_config
 from pipeline.errors import ContractError, ExitCode, PipelineError
 from pipeline.preload import HASH_SEED_MAX
 from pipeline.runtime import faasm_host, invoke, wasm
 from pipeline.runtime import guest as runtime_guest
 from pipeline.wasmbuild import codegen, snapshot
+from pipeline.wasmbuild.layer import wasm_settings
 from pipeline.wasmbuild.snapshot_contract import SnapshotInfo
 
 PYFAASM_SRC = REPO / "recipes" / "packages" / "pyfaasm" / "src" / "src"
@@ -64,7 +64,7 @@ def test_bad_preload_list_is_one_line_naming_file_and_field(tmp_path: Path) -> N
     ):
         (tmp_path / "pipeline.yaml").write_text(yaml.safe_dump({**config, key: value}))
         with pytest.raises(PipelineError) as failed:
-            load_config(tmp_path)
+            wasm_settings(tmp_path)
         assert "pipeline.yaml: " + message in str(failed.value) and "\n" not in str(failed.value)
     with pytest.raises(PipelineError, match="is not a module name"):
         snapshot.check_preload(["json", "os/path"])

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-from pipeline.engine.toolchain import Toolchain
 from pipeline.errors import PipelineError
+from pipeline.wasmbuild.llvm import Toolchain
 from pipeline.wasmbuild.toolchain import TemplatePaths, fill_template, write_exec_wrapper
 
 TC = Toolchain.derive("wasm32-wasi", "19", "/opt/sysroot")

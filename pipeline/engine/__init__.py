@@ -1,9 +1,12 @@
 """The generic build engine: recipe files -> validated models -> graph -> keys -> doit tasks -> build/.
 
-It knows nothing of WebAssembly. Modules, in the order data flows through them:
+It knows nothing of WebAssembly: a target comes as a project layer (layer.py), injected by the
+project's entry points. Modules, in the order data flows through them:
 
     spec      recipe and config models (pydantic, kebab-case aliases)
-    config    pipeline.yaml; toolchain: the LLVM cross toolchain (`Toolchain`) templates see as `tc`
+    config    pipeline.yaml: the engine's keys; every other key goes to the layer's model
+    layer     the project layer protocol: its settings, template variables, builders, key inputs;
+              NO_LAYER, the engine alone
     contract  the base of every file or variable one process writes and another reads;
               context: the one the engine writes for Python builders ($RECIPE_JSON)
     loader    finds recipe files, validates them
@@ -15,7 +18,7 @@ It knows nothing of WebAssembly. Modules, in the order data flows through them:
     state     per-task records and the up-to-date check
     cache     local content-addressed artifact cache; remote: shared caches
     sources   fetch, verify, extract, patch
-    builders  the few builders (shell, autotools, python-package)
+    builders  build and test scripts: the `shell` builder, the layer's steps around a recipe's own
     context   the build context it hands Python builders ($RECIPE_JSON); contract: their base
     runner    one task: restore or build atomically, self-test, record
     supervisor one per build step: the step, and all it starts, end with the runner

@@ -1,10 +1,10 @@
-"""The one project config file (pipeline.yaml) and the toolchain description derived from it."""
+"""The one project config file (pipeline.yaml): the engine's keys, and the project layer's passed on to it."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, TypeVar
 from urllib.parse import urlparse
 
 import yaml
@@ -12,9 +12,8 @@ from pydantic import AfterValidator, Field, ValidationError, field_validator
 
 from ..errors import PipelineError, RecipeError
 from ..paths import Paths
-from ..preload import HASH_SEED_MAX, MODULE_NAME
+from .layer import ProjectLayer
 from .spec import Spec, text_not_number
-from .toolchain import Toolchain
 
 SpecModel = TypeVar("SpecModel", bound=Spec)
 
@@ -74,28 +73,17 @@ MirrorBase = Annotated[str, AfterValidator(check_mirror_base)]
 
 
 class ProjectConfig(Spec):
-    target: str = "wasm32-wasi"
-    malloc: Literal["dlmalloc", "mimalloc"] = "dlmalloc"
-    # numpy's BLAS/LAPACK: OpenBLAS (recipes/openblas.yaml) with wasm SIMD, or none
-    # (numpy's bundled lapack_lite, no SIMD: the earlier build, kept for measurement).
-    numpy_blas: Literal["openblas", "none"] = "openblas"
+    """The engine's keys of pipeline.yaml. Every other key belongs to the project layer
+    (engine/layer.py), which validates it with its own model (`read_config`)."""
+
     jobs: Count | None = None  # make -j inside one task; default: the machine's core count
     workers: Count | None = None  # tasks run at once; default: the core count
     cache_dir: str | None = None  # default: $XDG_CACHE_HOME/pywasm-pipeline
     remote_cache: str | None = None  # shared cache URL (http(s)://, file://, s3://); $PIPELINE_REMOTE_CACHE wins
     remote_readonly: bool = False  # fetch only; $PIPELINE_REMOTE_READONLY=1 forces it
-    toolchain_recipe: str | None = "toolchain"  # whose compilers are fingerprinted
-    sysroot_recipe: str | None = "malloc"  # its output holds the final sysroot
-    cpython_recipe: str = "build_cpython"  # every python-package recipe builds against it
-    build_python_recipe: str = "build_python"  # ...with this native CPython of the same version
-    llvm_version: str = "19"
     versions: dict[str, str] = {}  # pinned versions, for templates
     toolchain_packages: list[str] = []  # apt pins, `name=version`
     system_packages: list[str] = []  # apt names, any version (build tools)
-    codegen_target: str | None = None  # None: this machine
-    runtime_packages: list[str] = []
-    # Modules imported into the pre-initialized interpreter snapshot (besides pyfaasm), in order.
-    snapshot_preload: list[str] = []
     # Where a pinned source is looked for when its recipe's url fails, after the PyPI JSON API's
     # sha256 lookup (README: Sources): base URLs serving <base>/sha256/<hex>, tried in order,
     # then a local folder holding <file name> or sha256/<hex> (relative to the project root).
@@ -105,31 +93,6 @@ class ProjectConfig(Spec):
     # recipes/packages/: a recipe of the same name in an earlier place wins. $PIPELINE_RECIPE_TREES
     # (os.pathsep-separated) comes first of all.
     recipe_trees: list[str] = []
-    # The snapshot's frozen hash secret (PYTHONHASHSEED, 1..HASH_SEED_MAX). None: derived from
-    # python.wasm's sha256, so reproducible per build but not one constant for every build.
-    snapshot_hash_seed: int | None = None
-
-    @field_validator("snapshot_preload")
-    @classmethod
-    def _module_names(cls, names: list[str]) -> list[str]:
-        for name in names:
-            if not MODULE_NAME.match(name):
-                raise ValueError(f"{name!r} is not a module name (dotted identifiers, e.g. numpy or xml.dom)")
-        if len(set(names)) != len(names):
-            raise ValueError("lists a module twice")
-        return names
-
-    @field_validator("snapshot_hash_seed")
-    @classmethod
-    def _hash_seed(cls, seed: int | None) -> int | None:
-        if seed is not None and not 1 <= seed <= HASH_SEED_MAX:
-            raise ValueError(f"must be 1..{HASH_SEED_MAX} (0 would turn hash randomization off)")
-        return seed
-
-    @field_validator("llvm_version", mode="before")
-    @classmethod
-    def _llvm_version(cls, value: Any) -> Any:
-        return text_not_number(value)
 
     @field_validator("versions", mode="before")
     @classmethod
@@ -226,22 +189,46 @@ def remote_url(configured: str | None) -> str | None:
     return os.environ.get(REMOTE_ENV) or configured
 
 
-def validate_yaml_file(model: type[SpecModel], file: Path, shown_as: Path | str, not_a_mapping: str) -> SpecModel:
-    """A YAML mapping validated as `model`; every problem is one RecipeError naming the file and field."""
+def read_mapping(file: Path, shown_as: Path | str, not_a_mapping: str) -> dict[Any, Any]:
     data = read_yaml(file, shown_as=shown_as) if file.exists() else {}
     if not isinstance(data, dict):
         raise RecipeError(shown_as, "", not_a_mapping)
+    return data
+
+
+def validate(model: type[SpecModel], data: dict[Any, Any], shown_as: Path | str) -> SpecModel:
+    """`data` validated as `model`; every problem is one RecipeError naming the file and field."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         raise first_error(shown_as, exc) from None
 
 
-def load_config(root: Path) -> ProjectConfig:
+def validate_yaml_file(model: type[SpecModel], file: Path, shown_as: Path | str, not_a_mapping: str) -> SpecModel:
+    """A YAML mapping validated as `model`; every problem is one RecipeError naming the file and field."""
+    return validate(model, read_mapping(file, shown_as, not_a_mapping), shown_as)
+
+
+def engine_keys() -> set[str]:
+    """pipeline.yaml keys the engine reads (kebab-case, or the snake_case name)."""
+    return {name for field, info in ProjectConfig.model_fields.items() for name in (field, info.alias or field)}
+
+
+def read_config(root: Path, layer: ProjectLayer) -> tuple[ProjectConfig, Spec]:
+    """pipeline.yaml: the engine's keys as `ProjectConfig`, the rest as the layer's settings
+    (with no layer, `NO_LAYER`, any other key is unknown). Errors read alike for both."""
     file = root / "pipeline.yaml"
-    config = validate_yaml_file(ProjectConfig, file, file, "must be a mapping")
+    data = read_mapping(file, file, "must be a mapping")
+    ours = engine_keys()
+    config = validate(ProjectConfig, {key: value for key, value in data.items() if key in ours}, file)
+    settings = validate(layer.settings_model, {key: value for key, value in data.items() if key not in ours}, file)
     check_environment(config)
-    return config
+    return config, settings
+
+
+def load_config(root: Path, layer: ProjectLayer) -> ProjectConfig:
+    """The engine's settings, after checking the whole file (the layer's keys too)."""
+    return read_config(root, layer)[0]
 
 
 READONLY_ENV = "PIPELINE_REMOTE_READONLY"
@@ -265,16 +252,16 @@ def check_environment(config: ProjectConfig) -> None:
     problem = remote_url_problem(env_url) if env_url else None
     if problem:
         raise PipelineError(f"${REMOTE_ENV}: {problem}")
-    # Any other text would silently mean "read-only" (`false` included): say so instead.
-    readonly = os.environ.get(READONLY_ENV, "")
-    if readonly not in ("", "0", "1"):
-        raise PipelineError(f"${READONLY_ENV}: {readonly!r} must be 1 (fetch only) or 0")
+    remote_readonly(False)
 
 
-def describe_toolchain(config: ProjectConfig, sysroot: Path | str, source_root: Path | str = "") -> Toolchain:
-    """The cross tools for the configured target and LLVM version (templates see it as `tc`);
-    with `source_root`, compiles map the checkout's path away (relocatable outputs)."""
-    return Toolchain.derive(config.target, config.llvm_version, sysroot, source_root)
+def remote_readonly(configured: bool) -> bool:
+    """Fetch only: pipeline.yaml's remote-readonly, or $PIPELINE_REMOTE_READONLY=1 (wins).
+    Any other text would silently mean "read-only" (`false` included): say so instead."""
+    value = os.environ.get(READONLY_ENV, "")
+    if value not in ("", "0", "1"):
+        raise PipelineError(f"${READONLY_ENV}: {value!r} must be 1 (fetch only) or 0")
+    return configured or value == "1"
 
 
 RECIPE_TREES_ENV = "PIPELINE_RECIPE_TREES"

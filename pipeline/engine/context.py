@@ -2,8 +2,9 @@
 
 The engine writes it (runner.write_recipe_json) and tools of the other layers read it
 through this model: the engine imports no other layer, so the contract it writes
-lives here. It holds the validated, rendered `Recipe` itself, the `Toolchain`
-(pipeline/engine/toolchain.py) and where everything the task builds against is.
+lives here. It holds the validated, rendered `Recipe` itself and where everything the
+task builds against is; a project layer may write a subclass with its own fields
+(layer.py: `Layer.build_context`), which its tools read.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 from ..files import canonical_json, sha256_text
 from .contract import Contract
 from .spec import Recipe
-from .toolchain import Toolchain
 
 
 class BuildContext(Contract):
@@ -21,9 +21,6 @@ class BuildContext(Contract):
     recipe: Recipe
     deps: dict[str, str]  # direct dependency task -> its output dir
     package_deps: list[str]  # output dirs of the direct dependencies that are package recipes
-    cpython: str  # config.cpython-recipe's output dir
-    build_python: str  # config.build-python-recipe's output dir
-    toolchain: Toolchain
     source_sha256: str | None  # of the recipe's source; None when it has none
 
 

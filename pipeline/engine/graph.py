@@ -6,7 +6,7 @@ import graphlib
 from dataclasses import dataclass
 
 from ..errors import RecipeError
-from .config import ProjectConfig
+from .layer import Layer
 from .loader import PACKAGE_GROUP, RecipeFile, Unloadable
 from .spec import canonical_name
 
@@ -38,22 +38,18 @@ def resolve_name(nodes: dict[str, RecipeFile], entry: RecipeFile, field: str, na
     raise RecipeError(entry.rel, field, f"unknown dependency {name!r} (no recipe defines it)")
 
 
-def named_deps(entry: RecipeFile, config: ProjectConfig) -> list[tuple[str, str]]:
+def named_deps(entry: RecipeFile, layer: Layer) -> list[tuple[str, str]]:
     """(field, name) of every dependency a recipe names, the builder's implicit ones included."""
     recipe = entry.recipe
     named = [("depends", recipe.depends), ("requirements.host", recipe.requirements.host)]
     if entry.is_package:
         named.append(("requirements.run", recipe.requirements.run))
     found = [(f"{field}[{index}]", name) for field, names in named for index, name in enumerate(names)]
-    if entry.builder == "python-package":
-        found += [("build.builder", implicit) for implicit in (config.cpython_recipe, config.build_python_recipe)]
-    elif entry.builder == "library":  # the toolchain's compilers and the sysroot they build against
-        found += [("build.type", implicit) for implicit in (config.toolchain_recipe, config.sysroot_recipe) if implicit]
-    return found
+    return found + layer.implicit_deps(entry.builder)
 
 
-def direct_deps(nodes: dict[str, RecipeFile], entry: RecipeFile, config: ProjectConfig) -> tuple[str, ...]:
-    found = [resolve_name(nodes, entry, field, name) for field, name in named_deps(entry, config)]
+def direct_deps(nodes: dict[str, RecipeFile], entry: RecipeFile, layer: Layer) -> tuple[str, ...]:
+    found = [resolve_name(nodes, entry, field, name) for field, name in named_deps(entry, layer)]
     if entry.task in found:
         raise RecipeError(entry.rel, "depends", f"{entry.task!r} depends on itself")
     return tuple(dict.fromkeys(found))
@@ -86,8 +82,8 @@ class DependencyCycle(Exception):
         self.path = path
 
 
-def build_graph(nodes: dict[str, RecipeFile], config: ProjectConfig) -> Graph:
-    deps = {task: direct_deps(nodes, entry, config) for task, entry in nodes.items()}
+def build_graph(nodes: dict[str, RecipeFile], layer: Layer) -> Graph:
+    deps = {task: direct_deps(nodes, entry, layer) for task, entry in nodes.items()}
     try:
         order = topological_order(deps)
     except DependencyCycle as cycle:
@@ -100,9 +96,9 @@ def build_graph(nodes: dict[str, RecipeFile], config: ProjectConfig) -> Graph:
 
 
 def missing_dependency(kept: dict[str, RecipeFile], everything: dict[str, RecipeFile], entry: RecipeFile,
-                       config: ProjectConfig, unloadable: dict[str, str]) -> str | None:
+                       layer: Layer, unloadable: dict[str, str]) -> str | None:
     """Why `entry` cannot build with only `kept` recipes (its first missing dependency), or None."""
-    for field, name in named_deps(entry, config):
+    for field, name in named_deps(entry, layer):
         try:
             resolve_name(kept, entry, field, name)
             continue
@@ -114,12 +110,12 @@ def missing_dependency(kept: dict[str, RecipeFile], everything: dict[str, Recipe
         if name in unloadable:
             return f"{entry.rel}: {field}: needs {name!r}, whose recipe {unloadable[name]} failed to load"
         return f"{entry.rel}: {field}: unknown dependency {name!r} (no recipe defines it)"
-    if entry.task in direct_deps(kept, entry, config):
+    if entry.task in direct_deps(kept, entry, layer):
         return f"{entry.rel}: depends: {entry.task!r} depends on itself"
     return None
 
 
-def build_tree_graph(nodes: dict[str, RecipeFile], config: ProjectConfig,
+def build_tree_graph(nodes: dict[str, RecipeFile], layer: Layer,
                      failures: list[Unloadable]) -> tuple[Graph, dict[str, str]]:
     """The graph of what can build when some recipes failed to load (building a tree of recipes).
 
@@ -133,7 +129,7 @@ def build_tree_graph(nodes: dict[str, RecipeFile], config: ProjectConfig,
     while True:
         dropped = False
         for task, entry in list(kept.items()):  # a drop may strand dependents met earlier: repeat
-            reason = missing_dependency(kept, nodes, entry, config, unloadable)
+            reason = missing_dependency(kept, nodes, entry, layer, unloadable)
             if reason is not None:
                 skipped[entry.rel] = reason
                 del kept[task]
@@ -141,11 +137,11 @@ def build_tree_graph(nodes: dict[str, RecipeFile], config: ProjectConfig,
         if dropped:
             continue
         try:
-            topological_order({task: direct_deps(kept, entry, config) for task, entry in kept.items()})
+            topological_order({task: direct_deps(kept, entry, layer) for task, entry in kept.items()})
         except DependencyCycle as cycle:
             for task in cycle.path:
                 if task in kept:
                     skipped[kept[task].rel] = f"{kept[task].rel}: depends: dependency cycle: {cycle}"
                     del kept[task]
             continue
-        return build_graph(kept, config), skipped
+        return build_graph(kept, layer), skipped

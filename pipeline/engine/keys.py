@@ -15,11 +15,11 @@ from ..files import canonical_json, sha256_text
 from ..paths import Paths
 from . import ENGINE_VERSION
 from .builders import build_script, builder_version
-from .config import ProjectConfig, describe_toolchain
 from .graph import Graph
 from .hashing import StatCache
+from .layer import Layer
 from .spec import Recipe
-from .toolkeys import import_closure, modules_run_by
+from .toolkeys import ENGINE_FILES, import_closure, layer_modules, modules_run_by
 
 
 def tool_version(exe: str) -> str:
@@ -66,23 +66,33 @@ class KeyComputer:
     """
 
     paths: Paths
-    config: ProjectConfig
+    layer: Layer
     graph: Graph
     render: Callable[[str], Recipe]
     stat_cache: StatCache
     _inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     _keys: dict[str, str] = field(default_factory=dict)
     _fingerprint: dict[str, str] | None = None
+    _layer_code: dict[str, str] | None = None
 
     def fingerprint(self) -> dict[str, str]:
         if self._fingerprint is None:
-            tools = describe_toolchain(self.config, "").fingerprint_tools.split()
-            self._fingerprint = probe_toolchain(tools, self.stat_cache)
+            fingerprinted = self.layer.fingerprinted_tools()
+            self._fingerprint = probe_toolchain(fingerprinted.tools if fingerprinted else [], self.stat_cache)
         return self._fingerprint
+
+    def layer_code(self) -> dict[str, str]:
+        """The project layer's code: it shapes every task's templates and steps, so it is in every
+        key. The engine's own code is not (ENGINE_VERSION and the builder versions stand for it)."""
+        if self._layer_code is None:
+            self._layer_code = {path: digest for path, digest in
+                                import_closure(layer_modules(self.layer), self.stat_cache).items()
+                                if not path.startswith(ENGINE_FILES)}
+        return self._layer_code
 
     def tool_code(self, builder: str, recipe: Recipe) -> dict[str, str]:
         """Digests of our own Python modules the build steps run, with their import closures."""
-        script = build_script(builder, recipe, describe_toolchain(self.config, ""))
+        script = build_script(builder, recipe, self.layer)
         return import_closure(modules_run_by(script), self.stat_cache)
 
     def file_digests(self, task: str, items: list[str]) -> dict[str, dict[str, str]]:
@@ -100,11 +110,13 @@ class KeyComputer:
         entry = self.graph.nodes[task]
         recipe = self.render(task)
         source = recipe.source
-        toolchain = self.config.toolchain_recipe
-        uses_toolchain = toolchain is not None and toolchain in self.graph.closure(task) and toolchain != task
+        fingerprinted = self.layer.fingerprinted_tools()
+        installer = fingerprinted.installed_by if fingerprinted else None
+        uses_toolchain = installer is not None and installer in self.graph.closure(task) and installer != task
         found: dict[str, Any] = {
             "engine": ENGINE_VERSION,
-            "builder": {"name": entry.builder, "version": builder_version(entry.builder)},
+            "builder": {"name": entry.builder, "version": builder_version(entry.builder, self.layer)},
+            "layer": self.layer_code(),
             "tools": self.tool_code(entry.builder, recipe),
             "recipe": recipe.model_dump(mode="json", by_alias=True, exclude_defaults=True),
             "source": None,

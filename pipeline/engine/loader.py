@@ -137,7 +137,7 @@ def load_recipes(paths: Paths, failures: list[Unloadable] | None = None) -> dict
             entry = load_recipe(paths, file)
             if entry.recipe.package.disabled or entry.recipe.build.type == "cpython_module":
                 why = ("package._disabled: the recipe says it does not build" if entry.recipe.package.disabled
-                       else "build.type: cpython_module: CPython's own modules are built into python.wasm")
+                       else "build.type: cpython_module: CPython's own modules are built into the interpreter")
                 if failures is not None:
                     failures.append(Unloadable(entry.rel, name_from_path(file), RecipeError(entry.rel, "", why)))
                 continue

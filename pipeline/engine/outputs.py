@@ -2,9 +2,9 @@
 
 Keys are path-independent (keys.py writes the checkout as `@ROOT@`), so an output built in one
 checkout is restored into another. That is only right if no output holds an absolute path of
-the checkout or the cache: the runner refuses such an output (`path_leaks`). Files a recipe
-declares under `unreproducible:` (globs, e.g. test reports with timings) are exempt here and
-left out when two builds are compared (`compare_trees`, used by `pipeline repro`).
+the checkout or the cache: the runner refuses such an output (`path_leaks`), whatever the file.
+Files a recipe declares under `unreproducible:` (globs, e.g. test reports with timings) are
+only left out when two builds are compared (`compare_trees`, used by `pipeline repro`).
 """
 
 from __future__ import annotations
@@ -45,10 +45,10 @@ def holds_any(path: Path, needles: list[bytes]) -> bool:
     return False
 
 
-def path_leaks(out: Path, places: list[Path], exempt: list[str]) -> list[str]:
-    """Output files (not exempt) that hold one of `places` (the checkout, the cache) as bytes."""
+def path_leaks(out: Path, places: list[Path]) -> list[str]:
+    """Output files that hold one of `places` (the checkout, the cache) as bytes."""
     needles = [str(place).rstrip("/").encode() for place in places if str(place) not in ("", "/")]
-    return [name for name, path in output_files(out) if not is_exempt(name, exempt) and holds_any(path, needles)]
+    return [name for name, path in output_files(out) if holds_any(path, needles)]
 
 
 @dataclass(frozen=True)

@@ -27,12 +27,11 @@ from urllib.parse import urlparse
 from ..errors import ExitCode, PipelineError
 from ..files import read_json, write_atomic, write_json_atomic
 from .cache import ArtifactCache, remove_dead_writers_temps
-from .config import remote_url
+from .config import remote_readonly, remote_url
 from .faults import fault_point
 from .retry import Retry
 from .state import Manifest
 
-READONLY_ENV = "PIPELINE_REMOTE_READONLY"
 SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -273,5 +272,4 @@ def remote_from(configured: str | None, readonly: bool) -> RemoteCache | None:
     url = remote_url(configured)
     if not url:
         return None
-    readonly = readonly or os.environ.get(READONLY_ENV, "") not in ("", "0")
-    return RemoteCache(open_store(url), readonly=readonly)
+    return RemoteCache(open_store(url), readonly=remote_readonly(readonly))

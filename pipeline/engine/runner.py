@@ -22,13 +22,11 @@ from ..errors import PipelineError, TaskFailed
 from ..files import atomic_output
 from ..paths import CACHE_ENV
 from .builders import build_script, test_script
-from .config import describe_toolchain
 from .context import BuildContext, source_digest
 from .faults import fault_point
 from .outputs import path_leaks
 from .project import Engine
 from .remote import Transfer
-from .render import sysroot_path
 from .sources import Served, add_extras, apply_patches, fetch_source, source_locations, unpack_source
 from .state import UNREADABLE_RECORD, Manifest, clear_state, make_manifest
 
@@ -71,18 +69,15 @@ def run_bash(script: str, cwd: Path, env: dict[str, str], log: Path, label: str,
 
 def write_recipe_json(engine: Engine, task: str, work: Path) -> Path:
     """The rendered recipe and its resolved context (`BuildContext`), for builders written in Python."""
-    paths, config = engine.paths, engine.config
-    context = BuildContext(
+    paths = engine.paths
+    context = engine.layer.build_context(BuildContext(
         task=task,
         recipe=engine.rendered[task],
         deps={dep: str(paths.output_dir(dep)) for dep in engine.graph.deps[task]},
         package_deps=[str(paths.output_dir(dep)) for dep in engine.graph.deps[task]
                       if engine.graph.nodes[dep].is_package],
-        cpython=str(paths.output_dir(config.cpython_recipe)),
-        build_python=str(paths.output_dir(config.build_python_recipe)),
-        toolchain=describe_toolchain(config, sysroot_path(paths, config), paths.root),
         source_sha256=source_digest(engine.keys.inputs(task)["source"]),
-    )
+    ))
     return context.write(work / "recipe.json")
 
 
@@ -102,11 +97,11 @@ def step_env(engine: Engine, task: str, out: Path, work: Path, src: Path | None)
             "PYTHONPATH": os.pathsep.join(p for p in pythonpath if p),
             "RECIPE_DIR": str(engine.graph.nodes[task].folder),
             "PROJECT_ROOT": str(paths.root),
-            "TARGET": engine.config.target,
             "SOURCE_DATE_EPOCH": env.get("SOURCE_DATE_EPOCH", "0"),
             "RECIPE_JSON": str(write_recipe_json(engine, task, work)),
             # the configured cache (pipeline.yaml's cache-dir) reaches every tool a step runs
             CACHE_ENV: str(paths.cache),
+            **engine.layer.step_env(),
         }
     )
     env.update(recipe.build.env)
@@ -149,8 +144,7 @@ def build_into(engine: Engine, task: str, at: Places, notes: list[str]) -> None:
         apply_patches(src, [entry.folder / p for p in recipe.source.patches], at.log)
         add_extras(src, entry.folder, recipe.source.extras)
     at.staging.mkdir(parents=True)
-    tc = describe_toolchain(engine.config, sysroot_path(engine.paths, engine.config), engine.paths.root)
-    script = build_script(entry.builder, recipe, tc)
+    script = build_script(entry.builder, recipe, engine.layer)
     env = step_env(engine, task, at.staging, at.work, src)
     code = run_bash(script, src or at.work, env, at.log, "build", engine.paths.step_record(task))
     if code != 0:
@@ -165,13 +159,14 @@ def check_relocatable(engine: Engine, task: str, at: Places) -> None:
     places = [engine.paths.root, engine.paths.cache]
     if sys.prefix != sys.base_prefix:  # the host Python's virtualenv (a system prefix like /usr is no machine path)
         places.append(Path(sys.prefix))
-    leaks = path_leaks(at.staging, places, engine.rendered[task].unreproducible)
+    # Every file, `unreproducible:` ones too: that field exempts a file from comparing two builds
+    # (start-up randomness, timings), not from pointing into this checkout.
+    leaks = path_leaks(at.staging, places)
     if leaks:
         shown = ", ".join(leaks[:3]) + (f" (+{len(leaks) - 3} more)" if len(leaks) > 3 else "")
         raise StepFailed(task, f"outputs hold this checkout's, the cache's or the host Python's path, so they "
                                f"are not relocatable: "
-                               f"{shown}; map it away in the step (docs/design.md, 'Relocatable outputs'), "
-                               f"or declare the files under `unreproducible:`", at.log)
+                               f"{shown}; map it away in the step (docs/design.md, 'Relocatable outputs')", at.log)
 
 
 def discard(tree: Path, trash: Path) -> None:
@@ -194,7 +189,7 @@ def swap_in(at: Places) -> None:
 
 
 def self_test(engine: Engine, task: str, at: Places) -> None:
-    script = test_script(engine.graph.nodes[task].builder, engine.rendered[task])
+    script = test_script(engine.graph.nodes[task].builder, engine.rendered[task], engine.layer)
     if not script:
         return
     at.work.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 """The graph as doit tasks: plain dicts, one status check, one action.
 
-dodo.py calls `doit_namespace()`; doit then sees one task creator per
+dodo.py calls `doit_namespace()` with the project's layer; doit then sees one task creator per
 top-level recipe (`libc`, `build_cpython`, ...) and one `packages` group whose
 subtasks are `packages:<name>`.
 
@@ -39,6 +39,7 @@ class Session:
     """
 
     root: Path
+    layer: str  # the project's layer, `module:attribute` (layer.py: load_layer), named by dodo.py
     lock: BuildLock
     memo: Memo | None
     paths: Paths | None = None
@@ -50,9 +51,11 @@ class Session:
     def engine(self) -> Engine:
         if self._engine is None:
             from .config import keep_going_requested
+            from .layer import load_layer
             from .project import load_engine
 
-            self._engine = load_engine(self.root, self.lock, self._witness, keep_going=keep_going_requested())
+            self._engine = load_engine(self.root, load_layer(self.layer), self.lock, self._witness,
+                                       keep_going=keep_going_requested())
             for reason in self._engine.skipped.values():
                 print(f"skipped: {reason}", file=sys.stderr)
             self.paths = self._engine.paths
@@ -101,7 +104,7 @@ class Session:
         save_memo(engine.paths, memo, self._witness)
 
 
-def open_session(root: Path) -> Session:
+def open_session(root: Path, layer: str) -> Session:
     """The memo when it holds (the no-op path), else a full load that checks all input first."""
     root = root.resolve()
     build_paths = Paths(root, cache=root)  # only build/ is known before the config is read
@@ -110,8 +113,8 @@ def open_session(root: Path) -> Session:
     found = load_memo(build_paths)
     if found is not None:
         memo, witness = found
-        return Session(root, lock, memo, Paths(root, Path(memo.cache)), verify, _witness=witness)
-    session = Session(root, lock, None, verify=verify)
+        return Session(root, layer, lock, memo, Paths(root, Path(memo.cache)), verify, _witness=witness)
+    session = Session(root, layer, lock, None, verify=verify)
     session.engine()  # bad input fails here, before any write
     return session
 
@@ -162,10 +165,12 @@ class TaskCreator:
             yield {**naming, **task_dict(self.session, task)}
 
 
-def doit_namespace(dodo_file: str) -> dict[str, Any]:
-    """Everything dodo.py exposes. Bad input exits with one line, before any write."""
+def doit_namespace(dodo_file: str, layer: str) -> dict[str, Any]:
+    """Everything dodo.py exposes. `layer` names the project's layer as `module:attribute`
+    (engine/layer.py), imported only when the project loads in full (a no-op run need not).
+    Bad input exits with one line, before any write."""
     try:
-        session = open_session(Path(dodo_file).parent)
+        session = open_session(Path(dodo_file).parent, layer)
     except PipelineError as exc:
         raise SystemExit(report_error(exc)) from None
     assert session.paths is not None

@@ -29,12 +29,18 @@ from .hashing import StatCache
 
 ROOT_PACKAGE = "pipeline"
 PACKAGE_DIR = Path(__file__).resolve().parent.parent  # .../pipeline
+ENGINE_FILES = ROOT_PACKAGE + "/engine/"  # the engine's own files, as import_closure names them
 RUN_MODULE = re.compile(r"-m\s+[\"']?(" + ROOT_PACKAGE + r"(?:\.[A-Za-z_]\w*)*)")
 
 
 def modules_run_by(script: str) -> set[str]:
     """Every `python -m pipeline[.x.y]` a script runs."""
     return set(RUN_MODULE.findall(script))
+
+
+def layer_modules(layer: object) -> set[str]:
+    """The module defining the project layer's class: its import closure is the layer's code."""
+    return {type(layer).__module__}
 
 
 def module_file(name: str, package_dir: Path = PACKAGE_DIR) -> Path | None:

@@ -22,15 +22,17 @@ from ..errors import PipelineError
 from ..files import write_atomic
 from .config import KEEP_GOING_ENV, RECIPE_TREES_ENV
 from .contract import Contract
+from .layer import ProjectLayer
 from .loader import name_from_path, shown_path
 from .project import Engine, load_engine
 from .spec import canonical_name
 
 Outcome = Literal["built", "failed", "skipped"]
-# The telling lines of a failed build, most telling first: a compiler's or linker's error, a
+# The telling lines of a failed build, most telling first: a compiler's or linker's error
+# (`ld.lld: error:`, `<target>-ld-19: error:`, named with the linker), a
 # CMake error, a Python exception, an unreachable host; else any line that says error.
 REASON_PATTERNS = (
-    re.compile(r"(fatal error: .*|: error: .*|wasm-ld[^:]*: error: .*)"),
+    re.compile(r"(fatal error: .*|(?:\b[\w.+]+-)?\bld(?:\.lld)?(?:-\d+)?: error: .*|: error: .*)"),
     re.compile(r"(CMake Error.*)"),
     re.compile(r"\b((?:[A-Z]\w*Error|[A-Z]\w*Exception): .*)"),
     re.compile(r"(Could not resolve host: \S+)"),
@@ -117,7 +119,7 @@ def run_tree_build(root: Path, env: dict[str, str], tasks: list[str], log: Path)
                               stdout=handle, stderr=subprocess.STDOUT, check=False).returncode
 
 
-def build_recipes(root: Path, tree: Path, selection: list[str], report_file: Path | None,
+def build_recipes(root: Path, layer: ProjectLayer, tree: Path, selection: list[str], report_file: Path | None,
                   dry_run: bool = False) -> RecipeReport:
     tree = tree.resolve()
     if not tree.is_dir():
@@ -125,7 +127,7 @@ def build_recipes(root: Path, tree: Path, selection: list[str], report_file: Pat
     env = dict(os.environ)
     env[RECIPE_TREES_ENV] = os.pathsep.join(filter(None, [str(tree), env.get(RECIPE_TREES_ENV, "")]))
     env[KEEP_GOING_ENV] = "1"
-    engine = load_engine(root, keep_going=True, trees=(tree,))
+    engine = load_engine(root, layer, keep_going=True, trees=(tree,))
     files = tree_recipes(tree)
     by_file = {entry.file: entry for entry in engine.graph.nodes.values()}
     own = {canonical_name(e.recipe.name): e for e in engine.graph.nodes.values()
@@ -149,7 +151,7 @@ def build_recipes(root: Path, tree: Path, selection: list[str], report_file: Pat
                                            reason=reason.split(": ", 1)[-1])
     if tasks and not dry_run:
         run_tree_build(root, env, tasks, engine.paths.build / "logs" / "build-recipes.log")
-    engine = load_engine(root, keep_going=True, trees=(tree,))  # statuses after the build
+    engine = load_engine(root, layer, keep_going=True, trees=(tree,))  # statuses after the build
     for name in chosen:
         if name in outcomes and outcomes[name].overridden_by is None:
             continue

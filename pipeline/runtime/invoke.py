@@ -31,7 +31,8 @@ from ..arguments import OneLineArgumentParser
 from ..digests import StatDigests
 from ..errors import ExitCode, PipelineError, report_error
 from ..files import write_atomic
-from ..paths import CODEGEN_TASK, Paths
+from ..paths import Paths
+from ..places import codegen_dir, function_store, runtime_root_tree
 from . import faasm_host, wasm
 from .digests import default_memo
 from .guest import GUEST_ENV, SNAPSHOT_INFO, SNAPSHOT_TASK, read_snapshot_info
@@ -83,15 +84,15 @@ class Project:
 
     @property
     def store(self) -> Path:
-        return self.paths.function_store
+        return function_store(self.paths)
 
     @property
     def runtime_root(self) -> Path:
-        return self.paths.runtime_root_tree
+        return runtime_root_tree(self.paths)
 
     @property
     def codegen(self) -> Path:
-        return self.paths.output_dir(CODEGEN_TASK)
+        return codegen_dir(self.paths)
 
     @property
     def snapshot(self) -> Path:

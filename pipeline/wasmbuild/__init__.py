@@ -1,5 +1,10 @@
-"""The wasm build tools recipes run (`python -m pipeline.wasmbuild.X` in their steps).
+"""The wasm build: the engine's project layer, and the tools recipes run (`python -m pipeline.wasmbuild.X`).
 
+    layer      the project layer (engine/layer.py) dodo.py and the CLI inject: template variables,
+               the autotools/python-package/library builders, fingerprinted compilers
+    settings   its pipeline.yaml keys (target, malloc, llvm-version, snapshot preload...)
+    llvm       the LLVM cross toolchain for the target (`Toolchain`, `tc` in templates)
+    context    $RECIPE_JSON for these builders: the engine's context plus toolchain and CPython kit
     contracts  every file and variable these tools pass between processes, as versioned models
     toolchain  the toolchain task's outputs: toolchain.json, compiler wrappers, cross files
     cpythonkit build_cpython's relink kit, build info and provenance, from CPython's Makefile

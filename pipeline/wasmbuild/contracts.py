@@ -15,11 +15,11 @@ Each has a schema version, one writer and one reader (`Contract.write`/`read`, o
     snapshot/snapshot.json         SnapshotInfo    snapshot                 invoke (runtime/guest.py)
                                    (in snapshot_contract.py: see there why)
 
-Two more, which the engine writes and the tools here read, live in the engine (it imports
-no other layer): `BuildContext` ($RECIPE_JSON: the rendered `Recipe` itself, the toolchain,
-where the dependencies are; read by pypackage) in pipeline/engine/context.py, and
-`Toolchain` (`tc` in templates; the toolchain task's toolchain.json, written by
-pipeline.wasmbuild.toolchain) in pipeline/engine/toolchain.py.
+Two more live in small modules of their own, so the tools that read them stay small to key:
+`WasmBuildContext` ($RECIPE_JSON: the engine's `BuildContext`, the rendered `Recipe` and
+where the dependencies are, plus the toolchain and the CPython kit; written by the engine
+through the wasm layer, read by pypackage and emcompat) in context.py, and `Toolchain`
+(`tc` in templates; the toolchain task's toolchain.json, written by toolchain.py) in llvm.py.
 
 The compiler stand-ins' pair ($PIPELINE_CROSS, cross.jsonl) is defined in crossargs.py with
 the standard library only: crosscc runs once per compile and must not pay for pydantic. It is

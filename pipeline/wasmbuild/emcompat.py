@@ -203,10 +203,10 @@ def fill_library_dir(library_dir: Path, libraries: list[Path]) -> list[str]:
 
 
 def setup() -> str:
-    from ..engine.context import BuildContext
+    from .context import WasmBuildContext
     from .contracts import BuildInfo
 
-    ctx = BuildContext.read(Path(os.environ["RECIPE_JSON"]))
+    ctx = WasmBuildContext.read(Path(os.environ["RECIPE_JSON"]))
     work, tc = Path(os.environ["WORK"]), ctx.toolchain
     bin_dir, library_dir = work / "emcompat" / "bin", work / "wasm-library"
     library_dir.mkdir(parents=True, exist_ok=True)

@@ -22,9 +22,9 @@ import sys
 import tomllib
 from pathlib import Path
 
-from ..engine.context import BuildContext
 from ..errors import PipelineError, report_error
 from ..files import write_atomic
+from .context import WasmBuildContext
 from .contracts import BuildInfo, Extension, ExtensionList, Provenance
 from .crossargs import CrossSettings, ExtensionEvent, read_events
 from .crosscc import OUTER_PYTHONPATH, module_name
@@ -36,11 +36,11 @@ ARCHIVE_MAGIC = b"!<arch>\n"
 CODE_ROOT = Path(__file__).resolve().parents[2]
 
 
-def load_context() -> BuildContext:
-    return BuildContext.read(Path(os.environ["RECIPE_JSON"]))
+def load_context() -> WasmBuildContext:
+    return WasmBuildContext.read(Path(os.environ["RECIPE_JSON"]))
 
 
-def build_info(ctx: BuildContext) -> BuildInfo:
+def build_info(ctx: WasmBuildContext) -> BuildInfo:
     return BuildInfo.read(Path(ctx.cpython) / "build-info.json")
 
 
@@ -102,7 +102,7 @@ def split_ldflags(ldflags: list[str]) -> tuple[list[str], list[str]]:
     return dirs, rest
 
 
-def cross_settings(ctx: BuildContext, info: BuildInfo, log: Path) -> CrossSettings:
+def cross_settings(ctx: WasmBuildContext, info: BuildInfo, log: Path) -> CrossSettings:
     tc, build = ctx.toolchain, ctx.recipe.build
     include = Path(ctx.cpython) / info.include
     library_dirs, _ = split_ldflags(expand_variables(build.ldflags))
@@ -122,7 +122,7 @@ def cross_settings(ctx: BuildContext, info: BuildInfo, log: Path) -> CrossSettin
     )
 
 
-def cross_env(ctx: BuildContext, info: BuildInfo, work: Path, log: Path) -> dict[str, str]:
+def cross_env(ctx: WasmBuildContext, info: BuildInfo, work: Path, log: Path) -> dict[str, str]:
     tc = ctx.toolchain
     wrapper = write_wrappers(work / "bin", tc.target)
     env = dict(os.environ)
@@ -146,7 +146,7 @@ def cross_env(ctx: BuildContext, info: BuildInfo, work: Path, log: Path) -> dict
     return env
 
 
-def meson_cross_file(ctx: BuildContext, work: Path) -> Path:
+def meson_cross_file(ctx: WasmBuildContext, work: Path) -> Path:
     """The toolchain's meson cross file, naming this build's compiler stand-ins in `work/bin`."""
     where = TemplatePaths(bin_dir=work / "bin", sysroot=Path(ctx.toolchain.sysroot))
     return fill_template(meson_cross_template(), ctx.toolchain, where, work / "meson-cross.ini")
@@ -160,7 +160,7 @@ def meson_cython_file(work: Path) -> Path:
     return work / "meson-cython.ini"
 
 
-def build_wheel(src: Path, work: Path, ctx: BuildContext, info: BuildInfo, log: Path) -> Path:
+def build_wheel(src: Path, work: Path, ctx: WasmBuildContext, info: BuildInfo, log: Path) -> Path:
     dist = work / "dist"
     interpreter = Path(ctx.build_python) / "bin" / info.interpreter
     argv = [str(interpreter), "-m", "pip", "wheel", "--no-deps", "--disable-pip-version-check",

@@ -5,7 +5,7 @@
 
 writes into --out, all relocatable (no absolute path of the checkout: a toolchain restored
 from the cache into another checkout uses that checkout's sysroot):
-    toolchain.json     the `Toolchain` (pipeline/engine/toolchain.py) with its sysroot relative to
+    toolchain.json     the `Toolchain` (llvm.py) with its sysroot relative to
                        this file's folder (e.g. `../malloc/sysroot`)
     versions.txt       the compilers' own version lines
     bin/<target>-cc, bin/<target>-c++   one-executable wrappers (meson and cmake want one); they
@@ -29,9 +29,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..engine.toolchain import Toolchain
 from ..errors import PipelineError, report_error
 from ..files import write_atomic
+from .llvm import Toolchain
 
 TEMPLATE_SUFFIX = ".in"
 PLACEHOLDER = re.compile(r"@[A-Z][A-Z_]*@")

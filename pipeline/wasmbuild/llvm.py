@@ -1,16 +1,16 @@
 """The LLVM cross toolchain for the target, as one model (`tc` in templates).
 
 Derived from pipeline.yaml's `target` and `llvm-version` in one place (`Toolchain.derive`):
-the engine's templates and keys, the build context, and the toolchain task's
-toolchain.json (written by pipeline.wasmbuild.toolchain) all come from here.
-Kept apart from the recipe models so the tools that use it stay small to key.
+the templates (through the wasm layer, layer.py), the fingerprinted tools, the build
+context, and the toolchain task's toolchain.json (written by toolchain.py) all come from
+here. Kept apart from the recipe models so the tools that use it stay small to key.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from .contract import Contract
+from ..engine.contract import Contract
 
 
 class Toolchain(Contract):
