@@ -156,6 +156,16 @@ def checkout_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("PIPELINE_REMOTE_")}
 
 
+def checkout_copy(tmp_path: Path) -> Path:
+    """A throwaway copy of this checkout (no build/, venv or git), for e2e tests that edit its files:
+    with the same artifact cache it restores the session's chain, and a killed run leaves the real
+    checkout as it was."""
+    copy = tmp_path / "checkout"
+    shutil.copytree(REPO, copy, symlinks=True, ignore=shutil.ignore_patterns(
+        "build", ".venv", ".git", "__pycache__", ".pytest_cache", ".ruff_cache"))
+    return copy
+
+
 def doit_in(root: Path, *args: str, env: dict[str, str] | None = None,
             timeout: float = 3 * 3600) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run([sys.executable, "-m", "doit", *args], cwd=root, env=env or checkout_env(),

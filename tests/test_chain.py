@@ -10,14 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, BuiltChain, checkout_env, doit_in
+from conftest import REPO, BuiltChain, checkout_copy, checkout_env, doit_in
 
 from pipeline.engine.outputs import path_leaks
 from pipeline.engine.project import load_engine
@@ -188,9 +187,7 @@ def test_switching_malloc_rebuilds_malloc_and_downstream_only(built_chain: Built
     link and runtime_root included; switching back rebuilds nothing. The real pipeline.yaml is untouched."""
     config = REPO / "pipeline.yaml"
     real_config = config.read_text()
-    copy = tmp_path / "checkout"
-    shutil.copytree(REPO, copy, symlinks=True, ignore=shutil.ignore_patterns(
-        "build", ".venv", ".git", "__pycache__", ".pytest_cache", ".ruff_cache"))
+    copy = checkout_copy(tmp_path)
     env = checkout_env()
     first = doit_in(copy, "runtime_root", env=env)
     assert first.returncode == 0, first.stdout[-4000:]

@@ -19,6 +19,7 @@ accuracy tests skip on wasi, so this is where a wrong ULP shows.
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 from pathlib import Path
@@ -176,7 +177,7 @@ class FuelMeter:
     def per_repeat(self, script: str, repeats: int = 2) -> list[int]:
         """The fuel of each of `repeats` runs of the script's loop body, in order."""
         totals = [self.fuel(script, str(count)) for count in range(repeats + 1)]
-        return [after - before for before, after in zip(totals, totals[1:], strict=False)]
+        return [after - before for before, after in itertools.pairwise(totals)]
 
 
 @pytest.fixture(scope="module")

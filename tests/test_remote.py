@@ -249,11 +249,12 @@ def test_server_down_builds_locally_with_a_warning(scheme: str, tmp_path: Path) 
     url, env = (f"http://127.0.0.1:{port}/cache", {}) if scheme == "http" else \
         ("s3://bucket/cache", {**S3_ENV, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"})
     project = make_project(tmp_path)
-    started = time.monotonic()
     out = project.doit(PIPELINE_REMOTE_CACHE=url, **env).stdout
     assert "summary: 3 built" in out
+    # hello and standalone ask at once; once it is found down the remote is off for the run,
+    # so greeting, which starts after them, does not wait on it again
     assert "remote cache unreachable" in out
-    assert time.monotonic() - started < 30
+    assert "remote cache unreachable" not in out[out.index("running     greeting"):], out
     assert (project.root / "build/greeting/greeting.txt").read_text() == "hello from a fixture\n"
 
 

@@ -16,7 +16,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -25,7 +24,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, BuiltChain, checkout_env, doit_in
+from conftest import REPO, BuiltChain, checkout_copy, checkout_env, doit_in
 
 from pipeline.errors import ContractError, ExitCode, PipelineError
 from pipeline.preload import HASH_SEED_MAX
@@ -392,9 +391,7 @@ def doit_ran(root: Path, *args: str) -> dict[str, str]:
 def test_preload_list_keys_snapshot_codegen_and_invoke_only(built_root: Path, tmp_path: Path) -> None:
     """In a throwaway copy of the checkout (same artifact cache), so a killed run never leaves the
     real pipeline.yaml edited: the copy restores the session's chain, then numpy joins the list."""
-    copy = tmp_path / "checkout"
-    shutil.copytree(REPO, copy, symlinks=True, ignore=shutil.ignore_patterns(
-        "build", ".venv", ".git", "__pycache__", ".pytest_cache", ".ruff_cache"))
+    copy = checkout_copy(tmp_path)
     first = doit_ran(copy, "invoke")
     assert "built" not in first.values(), f"same keys as the session's chain: everything restores {first}"
     config = copy / "pipeline.yaml"
