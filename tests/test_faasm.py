@@ -12,7 +12,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -379,7 +378,6 @@ def test_host_failing_chained_call_does_not_kill_caller(guest: tuple, tmp_path: 
 
 
 def test_host_time_limit_per_call(guest: tuple, tmp_path: Path) -> None:
-    started = time.monotonic()
     main, calls, logged = run_guest(guest, tmp_path, b"s", timeout_s=0.5)
     # the spinning chained call is stopped; its caller (not charged for waiting) goes on
     assert (main.code, main.output, main.failure) == (0, b"124", None)
@@ -389,7 +387,6 @@ def test_host_time_limit_per_call(guest: tuple, tmp_path: Path) -> None:
     main, _, _ = run_guest(guest, tmp_path, b"S", timeout_s=0.5)
     assert (main.code, main.failure) == (124, "timeout")
     assert main.message == "call 0 (entry 0) exceeded its time limit of 0.5 s"
-    assert time.monotonic() - started < 10
 
 
 def test_host_memory_limit_below_initial_memory_is_clear(guest: tuple, tmp_path: Path) -> None:

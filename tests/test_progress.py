@@ -43,22 +43,45 @@ def test_clock_is_short() -> None:
     assert [clock(s) for s in (5, 65, 3725)] == ["5s", "1m05s", "1h02m"]
 
 
+def hold_greeting(project: Project) -> Path:
+    """greeting's step waits until the returned file exists: the test lets it end once it saw
+    what it waits for (no step length to guess). After 20 s it ends anyway, so a run that never
+    shows it fails the test instead of hanging it."""
+    release = project.root / "release"
+    project.edit("greeting", 'sleep "${SLOW_STEP:-0}"',
+                 f'for _ in $(seq 400); do [ -e "{release}" ] && break; sleep 0.05; done')
+    return release
+
+
 def test_without_a_tty_running_tasks_report_at_an_interval(project: Project) -> None:
-    proc = project.doit(SLOW_STEP="2", PIPELINE_PROGRESS_INTERVAL="0.5")
-    # greeting's step is `sleep 2`: bash's trace of it is the log's last line while it runs
-    reports = re.findall(r"^  running     greeting (\d+)s \(build: sleep 2\)$", proc.stdout, re.MULTILINE)
-    assert len(reports) >= 2, proc.stdout
-    assert int(reports[-1]) >= 1
-    assert "\r" not in proc.stdout and "\033" not in proc.stdout  # plain lines for CI logs
+    release = hold_greeting(project)
+    proc = subprocess.Popen([sys.executable, "-m", "doit"], cwd=project.root, text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, env=project.env(PIPELINE_PROGRESS_INTERVAL="0.5"))
+    assert proc.stdout is not None
+    printed, reports = [], []
+    while len(reports) < 3 and (line := proc.stdout.readline()):
+        printed.append(line)
+        # the step's bash trace (its log's last line) says what it does while it waits
+        reports += re.findall(r"^  running     greeting (\d+)s \(build: .+\)$", line, re.MULTILINE)
+    release.touch()
+    printed.append(proc.stdout.read())
+    assert proc.wait(timeout=120) == 0
+    output = "".join(printed)
+    assert len(reports) == 3, output
+    # reports come no sooner than an interval apart: by the third, a second has passed
+    assert int(reports[-1]) >= 1 and reports == sorted(reports), reports
+    assert "\r" not in output and "\033" not in output  # plain lines for CI logs
 
 
 def test_on_a_tty_the_status_line_updates_in_place(project: Project) -> None:
+    release = hold_greeting(project)
     leader, follower = pty.openpty()
     proc = subprocess.Popen(
         [sys.executable, "-m", "doit"], cwd=project.root, stdout=follower, stderr=follower, stdin=subprocess.DEVNULL,
-        env=project.env(SLOW_STEP="2", PIPELINE_PROGRESS_INTERVAL="0.5", COLUMNS="200"),
+        env=project.env(PIPELINE_PROGRESS_INTERVAL="0.5", COLUMNS="200"),
     )
     os.close(follower)
+    redraw = re.compile(r"\r\033\[K  greeting (\d+)s \(build: [^\r]+")
     chunks = []
     while True:
         try:
@@ -68,11 +91,12 @@ def test_on_a_tty_the_status_line_updates_in_place(project: Project) -> None:
         if not data:
             break
         chunks.append(data)
+        if len(redraw.findall(b"".join(chunks).decode(errors="replace"))) >= 2:
+            release.touch()
     os.close(leader)
     assert proc.wait(timeout=120) == 0
     screen = b"".join(chunks).decode()
-    redraws = re.findall(r"\r\033\[K  greeting (\d+)s \(build: sleep 2\)", screen)
-    assert len(redraws) >= 2, screen
+    assert len(redraw.findall(screen)) >= 2, screen
     assert "  running     greeting" not in screen  # no permanent line per start: the status line shows it
     assert re.search(r"\r\033\[K  built       greeting +\d", screen), screen  # the outcome replaces it
 
