@@ -2,9 +2,10 @@
 
 A stored fact is reused while the file's stat facts (size, mtime_ns, ctime_ns, inode, device)
 are unchanged; any write changes ctime, so no timestamp decides anything by itself. A fact is
-stored only for a file whose ctime is older than RACY_NS when it is read: a write in the same
-clock tick as the read would leave every stat fact unchanged (git's "racily clean" problem),
-so a freshly written file is simply read again next time. The store is a JSON file; if it
+stored only for a file whose ctime is older than its clock tick when it is read: a write in
+the same tick as the read would leave every stat fact unchanged (git's "racily clean" problem),
+so a freshly written file is simply read again next time. The engine's no-op memo trusts no
+racily clean stat either (engine/memo.py). The store is a JSON file; if it
 cannot be read or written, files are simply read again.
 """
 
@@ -20,7 +21,10 @@ from typing import Any
 
 from .files import sha256_file, write_atomic
 
-# Longer than any filesystem's timestamp tick (FAT's 2 s is the coarsest).
+# The longest a timestamp's clock tick can be. Linux stamps files from its coarse clock (a
+# jiffy, 10 ms at most: FINE_TICK_NS covers it twice). A timestamp in whole milliseconds or
+# seconds comes from a coarser filesystem: RACY_NS covers the coarsest (FAT's 2 s).
+FINE_TICK_NS = 20_000_000
 RACY_NS = 2_000_000_000
 STORE_VERSION = 2
 
@@ -34,7 +38,8 @@ def stat_facts(st: os.stat_result) -> StatFacts:
 
 def racily_clean(ctime_ns: int, now_ns: int) -> bool:
     """True if a write now could land in the tick of `ctime_ns` and leave the stat unchanged."""
-    return now_ns - ctime_ns <= RACY_NS
+    tick = RACY_NS if ctime_ns % 1_000_000 == 0 else FINE_TICK_NS
+    return now_ns - ctime_ns <= tick
 
 
 class StatDigests:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from pipeline import digests
-from pipeline.digests import RACY_NS, StatDigests
+from pipeline.digests import RACY_NS, StatDigests, racily_clean
 from pipeline.engine.hashing import StatCache
 from pipeline.runtime.digests import MEMO_FILE, default_memo
 
@@ -111,3 +111,12 @@ def test_unreadable_store_means_hashing_and_gone_files_are_forgotten(tmp_path: P
     memo.flush()
     assert list(StatDigests(store)._rows) == [str(kept)]
     assert hashed == [kept, gone]
+
+
+def test_the_racy_window_is_the_timestamps_clock_tick() -> None:
+    """Linux stamps files from a clock of 10 ms ticks at most; a timestamp in whole milliseconds
+    or seconds comes from a coarser filesystem, whose tick may be up to 2 s (FAT)."""
+    fine, whole_second = 1_700_000_000_123_456_789, 1_700_000_000_000_000_000
+    assert racily_clean(fine, fine + 15_000_000) and not racily_clean(fine, fine + 30_000_000)
+    assert racily_clean(whole_second, whole_second + 1_500_000_000)
+    assert not racily_clean(whole_second, whole_second + RACY_NS + 1)

@@ -5,8 +5,13 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 from conftest import Project
+
+from pipeline.digests import RACY_NS
+from pipeline.engine.memo import Memo, Witness, load_memo, save_memo
+from pipeline.paths import Paths
 
 # doit in-process, then report which heavy modules the run imported
 PROBE = (
@@ -66,3 +71,21 @@ def test_a_copied_checkout_does_not_trust_the_originals_memo(project: Project, t
         "from a fixture", "from a fixture copy"))
     copy.doit()
     assert "from a fixture copy" in (copy.root / "build/greeting/greeting.txt").read_text()
+
+
+def test_a_racily_clean_file_is_not_trusted_by_the_memo(tmp_path: Path) -> None:
+    """A file written within a clock tick of the memo's save could be written again in that tick
+    with every stat fact the same: the memo records it as untrusted, and the next run loads in
+    full. A tick later it is trusted."""
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("version: 1\n")
+    paths = Paths(tmp_path, tmp_path / "cache")
+    witness = Witness.empty()
+    witness.saw_file(str(recipe))
+    ctime = recipe.stat().st_ctime_ns
+    memo = Memo(order=("a",), deps={"a": ()}, docs={"a": ""}, keys={"a": "k"}, workers=1, cache="c")
+    save_memo(paths, memo, witness, now_ns=ctime + 1_000_000)  # saved in the tick it was written
+    assert load_memo(paths) is None, "a racily clean file's stat must not vouch for the memo"
+    save_memo(paths, memo, witness, now_ns=ctime + 10 * RACY_NS)
+    loaded = load_memo(paths)
+    assert loaded is not None and loaded[0] == memo

@@ -15,22 +15,27 @@ A later run whose witness is identical gets the same graph and the same keys wit
 importing pydantic or jinja2. Any difference (an edit, a new recipe, another cache dir)
 falls back to the full load, which checks all input first, as always. Stats only say
 whether the memo may be reused; nothing is decided by a timestamp (the full load is the
-same computation, and the stat cache's rule is the same).
+same computation, and the stat cache's rule is the same). A file written within a clock tick of
+the memo's save could be written again in that tick with no stat fact changing (racily clean,
+pipeline/digests.py): its row is saved as one no file matches, so the next run loads fully.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..digests import racily_clean
 from ..files import read_json, write_json_atomic
 from ..paths import CACHE_ENV, Paths
 
-MEMO_VERSION = 1
+MEMO_VERSION = 2
+UNTRUSTED_ROW = [-1]  # what a racily clean file is recorded as: no stat matches it
 # What shapes paths (cache dir), templates, remotes, worker count and the compiler lookup.
 WITNESS_ENV = (CACHE_ENV, "XDG_CACHE_HOME", "HOME", "PATH", "PYTHONPATH", "PIPELINE_REMOTE_CACHE",
                "PIPELINE_REMOTE_READONLY", "PIPELINE_WORKERS", "PIPELINE_JOBS", "PIPELINE_RECIPE_TREES",
@@ -101,9 +106,11 @@ class Memo:
     workers: int
     cache: str  # the resolved cache dir (pipeline.yaml's cache-dir and the environment decide it)
 
-    def to_json(self, paths: Paths, witness: Witness) -> dict[str, Any]:
+    def to_json(self, paths: Paths, witness: Witness, now_ns: int) -> dict[str, Any]:
+        files = {path: UNTRUSTED_ROW if row is not None and racily_clean(row[2], now_ns) else row
+                 for path, row in witness.files.items()}
         return {
-            "version": MEMO_VERSION, "env": environment(paths), "files": witness.files, "folders": witness.folders,
+            "version": MEMO_VERSION, "env": environment(paths), "files": files, "folders": witness.folders,
             "order": list(self.order), "deps": {t: list(d) for t, d in self.deps.items()}, "docs": self.docs,
             "keys": self.keys, "workers": self.workers, "cache": self.cache,
         }
@@ -131,8 +138,9 @@ def load_memo(paths: Paths) -> tuple[Memo, Witness] | None:
     return memo, witness
 
 
-def save_memo(paths: Paths, memo: Memo, witness: Witness) -> None:
-    write_json_atomic(memo_file(paths), memo.to_json(paths, witness))
+def save_memo(paths: Paths, memo: Memo, witness: Witness, now_ns: int | None = None) -> None:
+    """`now_ns`: when it is saved (tests pass a fake clock)."""
+    write_json_atomic(memo_file(paths), memo.to_json(paths, witness, time.time_ns() if now_ns is None else now_ns))
 
 
 def forget_memo(paths: Paths) -> None:
