@@ -128,6 +128,43 @@ def recorded_sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     return asked
 
 
+@dataclass(frozen=True)
+class SideBySide:
+    """Two doit runs in one checkout, the second started while the first held a step."""
+
+    first: subprocess.CompletedProcess[str]
+    second: subprocess.CompletedProcess[str]
+    said: str  # the second run's first stderr line, while the first still held its step
+
+
+def second_run_while_first_holds(project: Project, step: str, release: Path, *args: str,
+                                 deadline: float = 120.0, **first_env: str) -> SideBySide:
+    """Start doit; once `step` has begun (it appends its name to the count file, then waits
+    for `release`), start a second doit and read its first stderr line; then release the first.
+    Events only: nothing here waits a guessed time."""
+    command = [sys.executable, "-m", "doit", *args]
+    first = subprocess.Popen(command, cwd=project.root, env=project.env(**first_env),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    second = None
+    said = ""
+    try:
+        give_up = time.monotonic() + deadline
+        while step not in (project.count_file.read_text() if project.count_file.exists() else ""):
+            assert time.monotonic() < give_up and first.poll() is None, f"the first run never started {step}"
+            time.sleep(0.02)  # polls for the step's start: the first run holds the lock from here on
+        second = subprocess.Popen(command, cwd=project.root, env=project.env(),
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        said = first_stderr_line(second)
+    finally:
+        release.touch()
+        first_out, first_err = first.communicate(timeout=deadline)
+        second_out, second_err = second.communicate(timeout=deadline) if second else ("", "")
+    return SideBySide(
+        subprocess.CompletedProcess(command, first.returncode, first_out, first_err),
+        subprocess.CompletedProcess(command, second.returncode if second else -1, second_out, second_err),
+        said)
+
+
 def first_stderr_line(proc: subprocess.Popen[str], deadline: float = 60.0) -> str:
     """The first line `proc` writes to stderr ('' if it ends first, or says nothing in `deadline` s)."""
     lines: queue.Queue[str] = queue.Queue()

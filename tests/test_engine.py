@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import Project, first_stderr_line, survivors_after
+from conftest import Project, second_run_while_first_holds, survivors_after
 
 
 def test_first_run_builds_then_second_run_executes_nothing(project: Project) -> None:
@@ -182,28 +182,11 @@ def test_concurrent_runs_wait_for_the_lock(project: Project) -> None:
     """The first run's step holds the lock until the second run says it waits: no timing involved."""
     release = project.root / "release"
     project.edit("greeting", 'sleep "${SLOW_STEP:-0}"', f'while [ ! -e "{release}" ]; do sleep 0.05; done')
-    first = subprocess.Popen(
-        [sys.executable, "-m", "doit"], cwd=project.root, env=project.env(),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    second = None
-    try:
-        while "greeting" not in (project.count_file.read_text() if project.count_file.exists() else ""):
-            assert first.poll() is None, "the first run ended before its step started"
-            time.sleep(0.02)  # polls for the step's start: the first run holds the lock from here on
-        second = subprocess.Popen(
-            [sys.executable, "-m", "doit"], cwd=project.root, env=project.env(),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )
-        said = first_stderr_line(second)
-    finally:
-        release.touch()
-        first_out, first_err = first.communicate(timeout=60)
-        second_out, second_err = second.communicate(timeout=60) if second else ("", "")
-    assert first.returncode == 0, first_out + first_err
-    assert second is not None and second.returncode == 0, second_out + second_err
-    assert "waiting for another run" in said, said + second_err
-    assert "3 up to date" in second_out, "the second run found the first one's work done"
+    runs = second_run_while_first_holds(project, "greeting", release)
+    assert runs.first.returncode == 0, runs.first.stdout + runs.first.stderr
+    assert runs.second.returncode == 0, runs.second.stdout + runs.second.stderr
+    assert "waiting for another run" in runs.said, runs.said + runs.second.stderr
+    assert "3 up to date" in runs.second.stdout, "the second run found the first one's work done"
     assert sorted(project.runs()) == ["greeting", "hello", "standalone"], "each step ran exactly once"
     assert (project.root / "build/greeting/greeting.txt").read_text() == "hello from a fixture\n"
 

@@ -41,10 +41,10 @@ import pytest
 from conftest import (
     Project,
     checkout_copy,
-    first_stderr_line,
     make_project,
     processes_of,
     recorded_sleeps,
+    second_run_while_first_holds,
     serving_in_thread,
     survivors_after,
     url_recipe,
@@ -410,32 +410,15 @@ def test_two_runs_at_once_one_waits_both_end_correct(faults: Project, workers: s
     """The first run's step is held until the second run says it waits: side by side, on cue."""
     set_message(faults, "version W")
     release = faults.root / "release"
-    first = subprocess.Popen(
-        [sys.executable, "-m", "doit", "-n", workers], cwd=faults.root, env=faults.env(HOLD_UNTIL=str(release)),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    second = None
-    try:
-        deadline = time.monotonic() + WAIT_FOR_POINT
-        while "pages" not in (faults.count_file.read_text() if faults.count_file.exists() else ""):
-            assert time.monotonic() < deadline and first.poll() is None, "the first run never started its step"
-            time.sleep(0.02)
-        second = subprocess.Popen(
-            [sys.executable, "-m", "doit", "-n", workers], cwd=faults.root, env=faults.env(),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )
-        said = first_stderr_line(second)
-    finally:
-        release.touch()
-        first_out, first_err = first.communicate(timeout=120)
-        second_out, second_err = second.communicate(timeout=120) if second else ("", "")
-    assert first.returncode == 0, first_out + first_err
-    assert second is not None and second.returncode == 0, second_out + second_err
-    assert "waiting for another run" in said, said + second_err
-    assert "2 up to date" in second_out, "the second run found the first one's work done"
+    runs = second_run_while_first_holds(faults, "pages", release, "-n", workers, deadline=WAIT_FOR_POINT,
+                                        HOLD_UNTIL=str(release))
+    assert runs.first.returncode == 0, runs.first.stdout + runs.first.stderr
+    assert runs.second.returncode == 0, runs.second.stdout + runs.second.stderr
+    assert "waiting for another run" in runs.said, runs.said + runs.second.stderr
+    assert "2 up to date" in runs.second.stdout, "the second run found the first one's work done"
     assert sorted(faults.runs()) == ["book", "pages"], "each step ran exactly once"
     assert output_problem(faults, "version W") is None
-    assert "Traceback" not in first_err + second_err
+    assert "Traceback" not in runs.first.stderr + runs.second.stderr
 
 
 @contextlib.contextmanager
