@@ -104,10 +104,14 @@ def cmd_explain(args: argparse.Namespace) -> int:
 def cmd_prune(args: argparse.Namespace) -> int:
     from .engine.cache import ArtifactCache
     from .engine.config import load_config, project_paths
+    from .wasmbuild import compilecache
 
     paths = project_paths(args.root.resolve(), load_config(args.root.resolve(), project_layer()))
-    removed, left = ArtifactCache(paths).prune(args.max_size)
-    print(f"removed {removed} entries; {left / (1 << 20):.1f} MiB left in {paths.artifacts}")
+    # the compile cache may keep up to half of the bound; the artifacts get the rest
+    compiled = compilecache.trim(paths, args.max_size // 2)
+    removed, left = ArtifactCache(paths).prune(args.max_size - compiled)
+    print(f"removed {removed} entries; {left / (1 << 20):.1f} MiB left in {paths.artifacts}, "
+          f"{compiled / (1 << 20):.1f} MiB in the compile cache")
     return 0
 
 
@@ -256,7 +260,8 @@ def make_parser(prog: str = "python -m pipeline") -> argparse.ArgumentParser:
     explain.add_argument("tasks", nargs="*", help="tasks (with their dependencies); default: all")
     explain.set_defaults(func=cmd_explain)
 
-    prune = sub.add_parser("prune", help="shrink the artifact cache to a size bound (least recently used first)")
+    prune = sub.add_parser(
+        "prune", help="shrink the artifact and compile caches to a size bound (least recently used first)")
     prune.add_argument("--max-size", required=True, type=parse_size, help="e.g. 500M, 10G")
     prune.set_defaults(func=cmd_prune)
 

@@ -7,8 +7,8 @@ found by the engine itself:
 - `ProjectLayer.settings_model` validates the pipeline.yaml keys the engine does not know
   (one-line errors, like the engine's own); `bind` gives the `Layer` for one project;
 - the bound `Layer` adds template variables, builders (their steps around a recipe's own),
-  implicit dependencies, the tools whose version strings enter keys, step environment and
-  the build context Python builders read.
+  implicit dependencies, the tools whose version strings enter keys, step environment, counts
+  of what steps did, and the build context Python builders read.
 
 The layer's code enters every task's key (keys.py): it shapes every script and template.
 `NoLayer` is the engine alone: the `shell` builder, nothing added.
@@ -75,8 +75,13 @@ class Layer(Protocol):
 
     def fingerprinted_tools(self) -> FingerprintedTools | None: ...
 
-    def step_env(self) -> dict[str, str]:
-        """Variables every build and test step gets."""
+    def step_env(self, work: Path) -> dict[str, str]:
+        """Variables every build and test step of a task gets (`work`: the task's work folder)."""
+        ...
+
+    def step_counts(self, work: Path) -> dict[str, int]:
+        """Counts of what a task's steps did that the layer keeps (e.g. compile cache hits),
+        read from its work folder once they ran: the task's log and the run's summary show them."""
         ...
 
     def build_context(self, base: BuildContext) -> BuildContext:
@@ -131,7 +136,10 @@ class NoLayer:
     def fingerprinted_tools(self) -> FingerprintedTools | None:
         return None
 
-    def step_env(self) -> dict[str, str]:
+    def step_env(self, work: Path) -> dict[str, str]:
+        return {}
+
+    def step_counts(self, work: Path) -> dict[str, int]:
         return {}
 
     def build_context(self, base: BuildContext) -> BuildContext:

@@ -35,6 +35,11 @@ XTRACE = re.compile(r"^\++ ")
 CLEAR_LINE = "\r\033[K"
 
 
+def describe_counts(counts: dict[str, int]) -> str:
+    """`compile cache hits 12, compile cache misses 3`: a layer's step counts, in one line."""
+    return ", ".join(f"{name} {number}" for name, number in counts.items())
+
+
 def clock(seconds: float) -> str:
     """12s, 3m05s, 1h02m: short enough for a status line."""
     seconds = int(seconds)
@@ -135,6 +140,7 @@ class PipelineReporter:
     def __init__(self, outstream: IO[str], options: dict[str, Any]) -> None:
         self.out = outstream
         self.counts: Counter[str] = Counter()
+        self.step_counts: Counter[str] = Counter()  # the layer's counts (engine/layer.py), summed
         self.failures: list[tuple[str, str]] = []
         self.runtime_errors: list[str] = []
         self.run_started = time.monotonic()
@@ -220,6 +226,10 @@ class PipelineReporter:
         outcome = task.values.get("outcome", "built")
         self.counts[outcome] += 1
         self.line(outcome, task.name, seconds)
+        step_counts = task.values.get("counts") or {}
+        if step_counts:
+            self.step_counts.update(step_counts)
+            self.write(f"  {'':<11} {describe_counts(step_counts)}\n")
         if task.values.get("note"):
             self.write(f"  {'':<11} warning: {task.values['note']}\n")
 
@@ -254,5 +264,6 @@ class PipelineReporter:
             self.out.write(f"\nerror: {message}\n")
         parts = [f"{n} {state}" for state, n in sorted(self.counts.items())]
         total = time.monotonic() - self.run_started
-        self.out.write(f"summary: {', '.join(parts) or 'nothing to do'} in {total:.1f}s\n")
+        counted = f"; {describe_counts(dict(self.step_counts))}" if self.step_counts else ""
+        self.out.write(f"summary: {', '.join(parts) or 'nothing to do'} in {total:.1f}s{counted}\n")
         self.out.flush()

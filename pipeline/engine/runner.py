@@ -27,6 +27,7 @@ from .faults import fault_point
 from .outputs import path_leaks
 from .project import Engine
 from .remote import Transfer
+from .reporter import describe_counts
 from .sources import Served, add_extras, apply_patches, fetch_source, source_locations, unpack_source
 from .state import UNREADABLE_RECORD, Manifest, clear_state, make_manifest
 
@@ -101,7 +102,7 @@ def step_env(engine: Engine, task: str, out: Path, work: Path, src: Path | None)
             "RECIPE_JSON": str(write_recipe_json(engine, task, work)),
             # the configured cache (pipeline.yaml's cache-dir) reaches every tool a step runs
             CACHE_ENV: str(paths.cache),
-            **engine.layer.step_env(),
+            **engine.layer.step_env(work),
         }
     )
     env.update(recipe.build.env)
@@ -343,6 +344,9 @@ def bring_up_to_date(engine: Engine, task: str, started: float, notes: list[str]
         record(engine, task, manifest, outcome, time.monotonic() - started)
         return {"outcome": outcome, "note": "; ".join(notes)}
     manifest, test_seconds = build_and_install(engine, task, at, notes)
+    counts = engine.layer.step_counts(at.work)
+    if counts:
+        log_line(at.log, f"counts: {describe_counts(counts)}")
     # Stored before the record: a run killed mid-store has no record, so its rerun stores
     # again (and removes the killed store's temporary tree), where after the record it
     # would find the task up to date and the cache would miss the entry for good.
@@ -358,4 +362,4 @@ def bring_up_to_date(engine: Engine, task: str, started: float, notes: list[str]
         noted("push", engine.remote.push(key, engine.cache), at.log, notes)
     if os.environ.get(KEEP_WORK_ENV, "") in ("", "0"):
         shutil.rmtree(at.work, ignore_errors=True)
-    return {"outcome": "built", "note": "; ".join(notes)}
+    return {"outcome": "built", "note": "; ".join(notes), "counts": counts}

@@ -4,7 +4,8 @@ dodo.py and `python -m pipeline` hand `WASM_LAYER` to the engine. It validates t
 of pipeline.yaml (settings.py), and for one project (`WasmBuild`) gives templates `target`,
 `tc` (the LLVM cross toolchain, llvm.py), `sysroot` and the wasm runtime's facts; the
 autotools, python-package and library builders; the compilers whose versions enter keys;
-and $RECIPE_JSON with the toolchain and the CPython kit (context.py).
+the compile cache every step's compiles go through (compilecache.py); and $RECIPE_JSON with
+the toolchain and the CPython kit (context.py).
 
 Its import closure enters every task's key: keep it to these small modules.
 """
@@ -21,6 +22,7 @@ from ..engine.context import BuildContext
 from ..engine.layer import BuildSteps, FingerprintedTools
 from ..engine.spec import Builder, Recipe
 from ..paths import Paths
+from .compilecache import compile_cache_env, compile_counts
 from .context import WasmBuildContext
 from .llvm import Toolchain
 from .settings import WasmSettings
@@ -151,8 +153,13 @@ class WasmBuild:
             return None
         return FingerprintedTools(self.settings.toolchain_recipe, self.toolchain.fingerprint_tools.split())
 
-    def step_env(self) -> dict[str, str]:
-        return {"TARGET": self.settings.target}
+    def step_env(self, work: Path) -> dict[str, str]:
+        settings = self.settings
+        return {"TARGET": settings.target,
+                **compile_cache_env(self.paths, settings.llvm_version, settings.compile_cache_size, work)}
+
+    def step_counts(self, work: Path) -> dict[str, int]:
+        return compile_counts(work)
 
     def build_context(self, base: BuildContext) -> WasmBuildContext:
         fields = {name: getattr(base, name) for name in BuildContext.model_fields if name != "schema_version"}

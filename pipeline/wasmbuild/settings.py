@@ -7,12 +7,15 @@ in `config` (e.g. `config.malloc`).
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import field_validator
 
 from ..engine.spec import Spec, text_not_number
 from ..preload import HASH_SEED_MAX, MODULE_NAME
+
+SIZE = re.compile(r"[0-9]+(\.[0-9]+)?[kMGT]")
 
 
 class WasmSettings(Spec):
@@ -33,6 +36,8 @@ class WasmSettings(Spec):
     # The snapshot's frozen hash secret (PYTHONHASHSEED, 1..HASH_SEED_MAX). None: derived from
     # python.wasm's sha256, so reproducible per build but not one constant for every build.
     snapshot_hash_seed: int | None = None
+    # The compile cache's bound (ccache's max_size: a number with k, M, G or T; compilecache.py).
+    compile_cache_size: str = "5G"
 
     @field_validator("snapshot_preload")
     @classmethod
@@ -50,6 +55,13 @@ class WasmSettings(Spec):
         if seed is not None and not 1 <= seed <= HASH_SEED_MAX:
             raise ValueError(f"must be 1..{HASH_SEED_MAX} (0 would turn hash randomization off)")
         return seed
+
+    @field_validator("compile_cache_size")
+    @classmethod
+    def _size(cls, value: str) -> str:
+        if not SIZE.fullmatch(value):
+            raise ValueError(f"{value!r} is not a size (a number with k, M, G or T, e.g. 5G)")
+        return value
 
     @field_validator("llvm_version", mode="before")
     @classmethod

@@ -1,0 +1,112 @@
+"""The compile cache under every compile the toolchain runs: ccache, in the artifact cache.
+
+Task keys decide what is built; this only makes a rebuild cheap where its compiles are the
+same. ccache keys an entry by what the compiler sees (the preprocessed input or the sources
+and headers it read, the arguments, the compiler binary's content), so a hit gives the bytes
+a compile would give.
+
+Every step gets a folder first on its PATH in which `clang-N` and `clang++-N` are ccache
+(ccache's masquerade: it runs the next one on PATH). Whatever spells the compiler by that name
+goes through it: `tc.cc` in recipes, the toolchain's wrappers, the Emscripten stand-ins, the
+python-package builder's stand-ins, meson and CMake through the cross files. Nothing in a
+recipe, a script or a key names ccache, so turning it off changes no key and no output.
+
+- Paths under the checkout are hashed relative to it (CCACHE_BASEDIR) and the working folder
+  is left out of the hash (compiles map the checkout to `.`: -ffile-prefix-map), so another
+  checkout of the same sources hits.
+- The cache is `<cache dir>/compile-cache/ccache`, bounded by `compile-cache-size` (ccache
+  trims it on every write); `compile-cache/bin` holds the links.
+- Each task's compiles are counted in its work folder (CCACHE_STATSLOG) and reported as hits
+  and misses in the task's log and the run's summary.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from collections import Counter
+from pathlib import Path
+
+from ..paths import Paths
+
+CCACHE = "ccache"
+STATS_LOG = "compile-cache-stats.log"
+HIT_COUNTERS = ("direct_cache_hit", "preprocessed_cache_hit")
+MISS_COUNTER = "cache_miss"
+OFF_ENV = "PIPELINE_COMPILE_CACHE"  # 0: compile without the cache (for comparisons)
+
+
+def cache_dir(paths: Paths) -> Path:
+    """ccache's own folder (CCACHE_DIR): what the bound applies to."""
+    return paths.cache / "compile-cache" / "ccache"
+
+
+def compilers(llvm_version: str) -> tuple[str, ...]:
+    """The compiler names the toolchain runs (llvm.py: `clang-N`, `clang++-N`)."""
+    return (f"clang-{llvm_version}", f"clang++-{llvm_version}")
+
+
+def masquerade_dir(paths: Paths, llvm_version: str, ccache: str) -> Path:
+    """A folder of `clang-N` -> ccache links (made once, atomically: steps may run side by side)."""
+    folder = paths.cache / "compile-cache" / "bin"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in compilers(llvm_version):
+        link = folder / name
+        if link.is_symlink() and os.readlink(link) == ccache:
+            continue
+        temporary = folder / f".{name}.{uuid.uuid4().hex}"  # steps of one run start side by side
+        temporary.symlink_to(ccache)
+        temporary.replace(link)
+    return folder
+
+
+def compile_cache_env(paths: Paths, llvm_version: str, max_size: str, work: Path) -> dict[str, str]:
+    """What a step's environment needs for its compiles to go through the cache; nothing when
+    ccache is not installed or $PIPELINE_COMPILE_CACHE=0."""
+    ccache = shutil.which(CCACHE)
+    if ccache is None or os.environ.get(OFF_ENV, "1") == "0":
+        return {}
+    folder = masquerade_dir(paths, llvm_version, ccache)
+    return {
+        "PATH": os.pathsep.join([str(folder), os.environ.get("PATH", os.defpath)]),
+        "CCACHE_DIR": str(cache_dir(paths)),
+        "CCACHE_MAXSIZE": max_size,
+        "CCACHE_BASEDIR": str(paths.root),
+        "CCACHE_NOHASHDIR": "1",
+        "CCACHE_COMPILERCHECK": "content",
+        "CCACHE_STATSLOG": str(work / STATS_LOG),
+        # no log of ours, no config of the user's: the same behaviour on every machine
+        "CCACHE_CONFIGPATH": os.devnull,
+    }
+
+
+def compile_counts(work: Path) -> dict[str, int]:
+    """The hits and misses of a task's compiles (from its stats log; none if nothing compiled)."""
+    try:
+        lines = (work / STATS_LOG).read_text().split()
+    except OSError:
+        return {}
+    counted = Counter(lines)
+    hits = sum(counted[name] for name in HIT_COUNTERS)
+    misses = counted[MISS_COUNTER]
+    if not hits + misses:
+        return {}
+    return {"compile cache hits": hits, "compile cache misses": misses}
+
+
+def stored_bytes(paths: Paths) -> int:
+    """What the compile cache holds now (its files' sizes)."""
+    return sum(path.stat().st_size for path in cache_dir(paths).rglob("*") if path.is_file())
+
+
+def trim(paths: Paths, max_bytes: int) -> int:
+    """Shrink the compile cache to `max_bytes` now (ccache's own cleanup, oldest first); the
+    bytes it keeps. `pywasm prune` gives it its share of the cache's bound."""
+    ccache = shutil.which(CCACHE)
+    if ccache is not None and cache_dir(paths).is_dir():
+        env = {**os.environ, "CCACHE_DIR": str(cache_dir(paths)), "CCACHE_CONFIGPATH": os.devnull,
+               "CCACHE_MAXSIZE": f"{max(max_bytes // 1024, 1)}k"}
+        subprocess.run([ccache, "--cleanup"], env=env, check=True, capture_output=True)
+    return stored_bytes(paths) if cache_dir(paths).is_dir() else 0
