@@ -14,8 +14,16 @@ from pathlib import Path
 import pytest
 from conftest import CLANG_19, Project
 
+from pipeline.engine.layer import RemoteSpec
 from pipeline.paths import Paths
-from pipeline.wasmbuild.compilecache import STATS_LOG, cache_dir, compile_cache_env, compile_counts, stored_bytes
+from pipeline.wasmbuild.compilecache import (
+    STATS_LOG,
+    cache_dir,
+    compile_cache_env,
+    compile_counts,
+    remote_storage,
+    stored_bytes,
+)
 
 pytestmark = pytest.mark.skipif(CLANG_19 is None or shutil.which("ccache") is None,
                                 reason="needs clang-19 and ccache (pipeline.yaml's toolchain packages)")
@@ -32,14 +40,15 @@ def checkout(root: Path, answer: int = 42) -> Path:
     return root
 
 
-def compile_in(root: Path, cache: Path, max_size: str = "1G", cached: bool = True) -> tuple[bytes, dict[str, int]]:
+def compile_in(root: Path, cache: Path, max_size: str = "1G", cached: bool = True,
+               remote: RemoteSpec | None = None) -> tuple[bytes, dict[str, int]]:
     """answer.c compiled in `root` the way a step compiles (the checkout mapped to `.`)."""
     work = root / "work"
     work.mkdir(exist_ok=True)
     (work / STATS_LOG).unlink(missing_ok=True)
     env = dict(os.environ)
     if cached:
-        env.update(compile_cache_env(Paths(root, cache), "19", max_size, work))
+        env.update(compile_cache_env(Paths(root, cache), "19", max_size, work, remote))
     subprocess.run([*COMPILE, f"-ffile-prefix-map={root}=."], cwd=root, env=env, check=True)
     return (root / "answer.o").read_bytes(), compile_counts(work)
 
@@ -135,3 +144,25 @@ def test_prune_keeps_the_compile_cache_within_its_share_of_the_bound(project: Pr
     out = project.cli("prune", "--max-size", "100k").stdout
     assert stored_bytes(paths) <= 50_000, out
     assert "in the compile cache" in out
+
+
+def test_a_file_remote_shares_compiles_between_machines(tmp_path: Path) -> None:
+    """Two checkouts with caches of their own (two machines) and one file:// remote: the second
+    machine's compile is a hit from the remote, the same bytes; a read-only remote gets nothing."""
+    remote = RemoteSpec((tmp_path / "remote").as_uri(), readonly=False)
+    first, counted = compile_in(checkout(tmp_path / "a"), tmp_path / "cache-a", remote=remote)
+    assert counted["compile cache misses"] == 1
+    again, counted = compile_in(checkout(tmp_path / "b"), tmp_path / "cache-b", remote=remote)
+    assert counted == {"compile cache hits": 1, "compile cache misses": 0, "compile cache hits from the remote": 1}
+    assert again == first
+    readonly = RemoteSpec((tmp_path / "shared-readonly").as_uri(), readonly=True)
+    compile_in(checkout(tmp_path / "c"), tmp_path / "cache-c", remote=readonly)
+    assert not (tmp_path / "shared-readonly").exists() or not any((tmp_path / "shared-readonly").rglob("*.*")), \
+        "a read-only remote is not written"
+
+
+def test_an_s3_remote_shares_no_compiles() -> None:
+    """ccache has no S3 backend: with an s3:// remote only artifacts are shared."""
+    assert remote_storage(RemoteSpec("s3://bucket/cache", readonly=False)) is None
+    assert remote_storage(RemoteSpec("https://cache.example/pywasm", readonly=True)) == \
+        "https://cache.example/pywasm/compile-cache|read-only"

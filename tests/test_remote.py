@@ -441,3 +441,21 @@ def test_readonly_variable_is_read_one_way_everywhere(monkeypatch: pytest.Monkey
     monkeypatch.setenv("PIPELINE_REMOTE_READONLY", "0")
     remote = remote_from(f"file://{tmp_path}/config", False)
     assert remote is not None and not remote.readonly
+
+
+@pytest.mark.skipif(shutil.which("ccache") is None or shutil.which("clang-19") is None, reason="needs ccache, clang-19")
+def test_compiles_are_shared_through_an_http_remote(nginx: tuple[int, Path], tmp_path: Path) -> None:
+    """The compile cache's remote storage on the same nginx (WebDAV PUT) as the artifacts: a
+    machine with an empty compile cache gets another machine's compile from it, the same bytes."""
+    from test_compile_cache import checkout, compile_in
+
+    from pipeline.engine.layer import RemoteSpec
+
+    port, data = nginx
+    remote = RemoteSpec(f"http://127.0.0.1:{port}/ccache-test", readonly=False)
+    first, counted = compile_in(checkout(tmp_path / "a"), tmp_path / "cache-a", remote=remote)
+    assert counted["compile cache misses"] == 1
+    assert any((data / "ccache-test/compile-cache").rglob("*")), "the compile was put on the remote"
+    again, counted = compile_in(checkout(tmp_path / "b"), tmp_path / "cache-b", remote=remote)
+    assert counted.get("compile cache hits from the remote") == 1, counted
+    assert again == first

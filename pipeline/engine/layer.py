@@ -89,14 +89,22 @@ class Layer(Protocol):
         ...
 
 
+class RemoteSpec(NamedTuple):
+    """The project's remote cache (pipeline.yaml's remote-cache, or $PIPELINE_REMOTE_CACHE),
+    for a layer whose tools can share through it too."""
+
+    url: str
+    readonly: bool
+
+
 class ProjectLayer(Protocol):
     """What a project's entry points inject: validates its settings, binds them to a project."""
 
     @property
     def settings_model(self) -> type[Spec]: ...
 
-    def bind(self, settings: Any, paths: Paths) -> Layer:
-        """`settings`: an instance of settings_model."""
+    def bind(self, settings: Any, paths: Paths, remote: RemoteSpec | None = None) -> Layer:
+        """`settings`: an instance of settings_model; `remote`: the remote cache, if any."""
         ...
 
 
@@ -112,7 +120,7 @@ class NoLayer:
     def __init__(self, settings: NoSettings | None = None) -> None:
         self.settings = settings or NoSettings()
 
-    def bind(self, settings: Any, paths: Paths) -> NoLayer:
+    def bind(self, settings: Any, paths: Paths, remote: RemoteSpec | None = None) -> NoLayer:
         return NoLayer(settings)
 
     def template_vars(self) -> dict[str, Any]:

@@ -14,11 +14,11 @@ from ..errors import RecipeError
 from ..paths import Paths
 from .builders import check_builders
 from .cache import ArtifactCache
-from .config import ProjectConfig, project_paths, read_config, remote_url
+from .config import ProjectConfig, project_paths, read_config, remote_readonly, remote_url
 from .graph import Graph, build_graph, build_tree_graph
 from .hashing import StatCache
 from .keys import KeyComputer
-from .layer import Layer, ProjectLayer
+from .layer import Layer, ProjectLayer, RemoteSpec
 from .loader import PACKAGE_GROUP, Unloadable, find_recipe_files, load_recipes
 from .lock import BuildLock
 from .memo import Witness, engine_code_files
@@ -73,6 +73,12 @@ def open_remote(config: ProjectConfig) -> RemoteCache | None:
     return remote_from(config.remote_cache, config.remote_readonly)
 
 
+def remote_spec(config: ProjectConfig) -> RemoteSpec | None:
+    """The remote cache as the layer sees it (its tools may share through it too)."""
+    url = remote_url(config.remote_cache)
+    return RemoteSpec(url, remote_readonly(config.remote_readonly)) if url else None
+
+
 def render_what_renders(paths: Paths, layer: Layer, graph: Graph, project: dict[str, Any],
                         skipped: dict[str, str]) -> tuple[Graph, dict[str, Recipe]]:
     """Tree mode: a recipe whose templates fail is skipped with its dependents (added to `skipped`)."""
@@ -111,7 +117,7 @@ def load_engine(root: Path, project_layer: ProjectLayer, lock: BuildLock | None 
     root = root.resolve()
     config, settings = read_config(root, project_layer)
     paths = project_paths(root, config, trees)
-    layer = project_layer.bind(settings, paths)
+    layer = project_layer.bind(settings, paths, remote_spec(config))
     skipped: dict[str, str] = {}
     if keep_going:
         failures: list[Unloadable] = []

@@ -18,6 +18,7 @@ recipe, a script or a key names ccache, so turning it off changes no key and no 
   trims it on every write); `compile-cache/bin` holds the links.
 - Each task's compiles are counted in its work folder (CCACHE_STATSLOG) and reported as hits
   and misses in the task's log and the run's summary.
+- With an http(s):// or file:// remote cache, ccache shares through it too (remote_storage).
 """
 
 from __future__ import annotations
@@ -28,13 +29,16 @@ import subprocess
 import uuid
 from collections import Counter
 from pathlib import Path
+from urllib.parse import urlparse
 
+from ..engine.layer import RemoteSpec
 from ..paths import Paths
 
 CCACHE = "ccache"
 STATS_LOG = "compile-cache-stats.log"
 HIT_COUNTERS = ("direct_cache_hit", "preprocessed_cache_hit")
 MISS_COUNTER = "cache_miss"
+REMOTE_HIT_COUNTER = "remote_storage_hit"
 OFF_ENV = "PIPELINE_COMPILE_CACHE"  # 0: compile without the cache (for comparisons)
 
 
@@ -62,7 +66,18 @@ def masquerade_dir(paths: Paths, llvm_version: str, ccache: str) -> Path:
     return folder
 
 
-def compile_cache_env(paths: Paths, llvm_version: str, max_size: str, work: Path) -> dict[str, str]:
+def remote_storage(remote: RemoteSpec | None) -> str | None:
+    """ccache's remote storage in the project's remote cache (under `compile-cache/`), where ccache
+    has a backend for it: http(s):// (WebDAV PUT, as the artifact cache uses) and file://; an
+    s3:// remote shares artifacts only. A read-only remote is read-only here too."""
+    if remote is None or urlparse(remote.url).scheme not in ("http", "https", "file"):
+        return None
+    url = remote.url.rstrip("/") + "/compile-cache"
+    return url + ("|read-only" if remote.readonly else "")
+
+
+def compile_cache_env(paths: Paths, llvm_version: str, max_size: str, work: Path,
+                      remote: RemoteSpec | None = None) -> dict[str, str]:
     """What a step's environment needs for its compiles to go through the cache; nothing when
     ccache is not installed or $PIPELINE_COMPILE_CACHE=0."""
     ccache = shutil.which(CCACHE)
@@ -79,6 +94,7 @@ def compile_cache_env(paths: Paths, llvm_version: str, max_size: str, work: Path
         "CCACHE_STATSLOG": str(work / STATS_LOG),
         # no log of ours, no config of the user's: the same behaviour on every machine
         "CCACHE_CONFIGPATH": os.devnull,
+        **({"CCACHE_REMOTE_STORAGE": shared} if (shared := remote_storage(remote)) else {}),
     }
 
 
@@ -93,7 +109,10 @@ def compile_counts(work: Path) -> dict[str, int]:
     misses = counted[MISS_COUNTER]
     if not hits + misses:
         return {}
-    return {"compile cache hits": hits, "compile cache misses": misses}
+    counts = {"compile cache hits": hits, "compile cache misses": misses}
+    if counted[REMOTE_HIT_COUNTER]:
+        counts["compile cache hits from the remote"] = counted[REMOTE_HIT_COUNTER]
+    return counts
 
 
 def stored_bytes(paths: Paths) -> int:

@@ -19,7 +19,7 @@ from typing import Any
 
 from ..engine.config import read_config
 from ..engine.context import BuildContext
-from ..engine.layer import BuildSteps, FingerprintedTools
+from ..engine.layer import BuildSteps, FingerprintedTools, RemoteSpec
 from ..engine.spec import Builder, Recipe
 from ..paths import Paths
 from .compilecache import compile_cache_env, compile_counts
@@ -104,9 +104,10 @@ def host_facts() -> dict[str, str]:
 class WasmBuild:
     """The wasm layer bound to one project's settings and paths."""
 
-    def __init__(self, settings: WasmSettings, paths: Paths) -> None:
+    def __init__(self, settings: WasmSettings, paths: Paths, remote: RemoteSpec | None = None) -> None:
         self.settings = settings
         self.paths = paths
+        self.remote = remote
         self.sysroot = str(paths.output_dir(settings.sysroot_recipe) / "sysroot") if settings.sysroot_recipe else ""
         # compiles map the checkout's path away (relocatable outputs)
         self.toolchain = Toolchain.derive(settings.target, settings.llvm_version, self.sysroot, paths.root)
@@ -156,7 +157,7 @@ class WasmBuild:
     def step_env(self, work: Path) -> dict[str, str]:
         settings = self.settings
         return {"TARGET": settings.target,
-                **compile_cache_env(self.paths, settings.llvm_version, settings.compile_cache_size, work)}
+                **compile_cache_env(self.paths, settings.llvm_version, settings.compile_cache_size, work, self.remote)}
 
     def step_counts(self, work: Path) -> dict[str, int]:
         return compile_counts(work)
@@ -176,8 +177,8 @@ class WasmLayer:
 
     settings_model = WasmSettings
 
-    def bind(self, settings: WasmSettings, paths: Paths) -> WasmBuild:
-        return WasmBuild(settings, paths)
+    def bind(self, settings: WasmSettings, paths: Paths, remote: RemoteSpec | None = None) -> WasmBuild:
+        return WasmBuild(settings, paths, remote)
 
 
 WASM_LAYER = WasmLayer()
