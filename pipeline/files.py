@@ -1,4 +1,4 @@
-"""File primitives every layer shares: content digests, canonical JSON, atomic writes.
+"""File primitives every layer shares: content digests, canonical JSON, atomic writes, JSON text read.
 
 Every file the project writes for another process or a later run goes through
 `write_atomic`: a reader sees the old bytes or the new ones, never half of them.
@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
+
+from .errors import ContractError
 
 CHUNK = 1 << 20
 
@@ -76,3 +78,12 @@ def read_json(path: Path) -> Any | None:
             return json.load(handle)
     except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
         return None
+
+
+def json_from_text(text: str, where: str) -> Any:
+    """Parsed JSON text (a file or a variable another process wrote); text that is not JSON is
+    one ContractError line naming `where`."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ContractError(f"{where}: not valid JSON ({exc.msg}, line {exc.lineno})") from None

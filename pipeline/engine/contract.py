@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Self
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from ..errors import ContractError
-from ..files import write_atomic
+from ..files import json_from_text, write_atomic
 
 __all__ = ["Contract", "ContractError", "Part", "describe"]
 
@@ -63,10 +63,7 @@ class Contract(Part):
     @classmethod
     def from_text(cls, text: str, where: str) -> Self:
         """Parse and validate; `where` names the file or variable in the error."""
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ContractError(f"{where}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+        data = json_from_text(text, where)
         if not isinstance(data, dict):
             raise ContractError(f"{where}: expected a JSON object for {cls.__name__}")
         if "schema_version" not in data:

@@ -437,6 +437,12 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def preopen_spec(spec: str) -> tuple[str, str]:
+    """`--dir HOST::GUEST` -> (HOST, GUEST); `--dir HOST` mounts HOST at the same path."""
+    host, _, guest = spec.partition("::")
+    return host, guest or host
+
+
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point: ``run`` returns the guest exit code (124 timeout, 125 trap)."""
     args = _parser().parse_args(argv)
@@ -449,16 +455,14 @@ def main(argv: list[str] | None = None) -> int:
         return ExitCode.OK
     if not args.wasm.is_file():
         return report_error(FileNotFoundError(f"{args.wasm}: no such wasm file"), ExitCode.BAD_INPUT)
-    for spec in args.dir:
-        if not Path(spec.split("::", 1)[0]).is_dir():
-            return report_error(
-                NotADirectoryError(f"--dir {spec}: {spec.split('::', 1)[0]} is not a directory"),
-                ExitCode.BAD_INPUT,
-            )
+    preopens = [preopen_spec(spec) for spec in args.dir]  # HOST::GUEST, or HOST (mounted as itself)
+    for spec, (host, _) in zip(args.dir, preopens, strict=True):
+        if not Path(host).is_dir():
+            return report_error(NotADirectoryError(f"--dir {spec}: {host} is not a directory"), ExitCode.BAD_INPUT)
     run = WasiRun(
         argv=[args.wasm.name, *args.args],
         env=dict(item.partition("=")[::2] for item in args.env),
-        preopens=[(d.split("::", 1)[0], d.split("::", 1)[-1]) for d in args.dir],
+        preopens=list(preopens),
         fuel=args.fuel,
         timeout_s=args.timeout,
     )

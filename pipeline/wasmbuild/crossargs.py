@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal, Self
 
 from ..errors import ContractError
+from ..files import json_from_text
 
 CROSS_ENV = "PIPELINE_CROSS"
 
@@ -79,11 +80,7 @@ class FlatContract:
 
     @classmethod
     def from_text(cls, text: str, where: str) -> Self:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ContractError(f"{where}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
-        return cls.from_data(data, where)
+        return cls.from_data(json_from_text(text, where), where)
 
 
 @dataclass(frozen=True)
@@ -151,10 +148,7 @@ def read_events(log: Path) -> list[CrossEvent]:
     events: list[CrossEvent] = []
     for number, line in enumerate(log.read_text().splitlines(), 1):
         where = f"{log}:{number}"
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ContractError(f"{where}: not valid JSON ({exc.msg})") from None
+        data = json_from_text(line, where)
         kind = data.get("kind") if isinstance(data, dict) else None
         if kind not in EVENT_KINDS:
             raise ContractError(f"{where}: invalid cross-build event: kind {kind!r}")
