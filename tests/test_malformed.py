@@ -190,6 +190,8 @@ MORE_CASES = {
                                         "pipeline.yaml: malloc: Input should be 'dlmalloc' or 'mimalloc'"),
     "wasm setting: bad preload": Case(config('snapshot-preload: ["1x"]\n'),
                                       "pipeline.yaml: snapshot-preload: '1x' is not a module name"),
+    "wasm setting: compile cache size": Case(config("compile-cache-size: lots\n"),
+                                             "pipeline.yaml: compile-cache-size: 'lots' is not a size"),
     "wasm setting: version read as a number": Case(
         config("llvm-version: 19\n"), "pipeline.yaml: llvm-version: YAML read this version as the number 19"),
     "config version read as a number": Case(
