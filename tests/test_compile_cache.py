@@ -166,3 +166,16 @@ def test_an_s3_remote_shares_no_compiles() -> None:
     assert remote_storage(RemoteSpec("s3://bucket/cache", readonly=False)) is None
     assert remote_storage(RemoteSpec("https://cache.example/pywasm", readonly=True)) == \
         "https://cache.example/pywasm/compile-cache|read-only"
+
+
+def test_the_hosts_compiler_goes_through_it_too(tmp_path: Path) -> None:
+    """The native build Python is compiled with the host's `cc`: its compiles hit as well."""
+    counted = []
+    for name in ("a", "b"):
+        root = checkout(tmp_path / name)
+        (root / "work").mkdir()
+        env = {**os.environ, **compile_cache_env(Paths(root, tmp_path / "cache"), "19", "1G", root / "work")}
+        subprocess.run(["cc", "-O2", "-c", "src/answer.c", "-o", "answer.o"], cwd=root, env=env, check=True)
+        counted.append(compile_counts(root / "work"))
+    assert counted == [{"compile cache hits": 0, "compile cache misses": 1},
+                       {"compile cache hits": 1, "compile cache misses": 0}]

@@ -8,7 +8,8 @@ a compile would give.
 Every step gets a folder first on its PATH in which `clang-N` and `clang++-N` are ccache
 (ccache's masquerade: it runs the next one on PATH). Whatever spells the compiler by that name
 goes through it: `tc.cc` in recipes, the toolchain's wrappers, the Emscripten stand-ins, the
-python-package builder's stand-ins, meson and CMake through the cross files. Nothing in a
+python-package builder's stand-ins, meson and CMake through the cross files. The host's C
+compilers (`cc`, `gcc`, `c++`, `g++`: the native build Python) go through it the same way. Nothing in a
 recipe, a script or a key names ccache, so turning it off changes no key and no output.
 
 - Paths under the checkout are hashed relative to it (CCACHE_BASEDIR) and the working folder
@@ -47,13 +48,17 @@ def cache_dir(paths: Paths) -> Path:
     return paths.cache / "compile-cache" / "ccache"
 
 
+HOST_COMPILERS = ("cc", "gcc", "c++", "g++")
+
+
 def compilers(llvm_version: str) -> tuple[str, ...]:
-    """The compiler names the toolchain runs (llvm.py: `clang-N`, `clang++-N`)."""
-    return (f"clang-{llvm_version}", f"clang++-{llvm_version}")
+    """The compiler names steps run: the toolchain's (llvm.py: `clang-N`, `clang++-N`) and the host's."""
+    return (f"clang-{llvm_version}", f"clang++-{llvm_version}", *HOST_COMPILERS)
 
 
 def masquerade_dir(paths: Paths, llvm_version: str, ccache: str) -> Path:
-    """A folder of `clang-N` -> ccache links (made once, atomically: steps may run side by side)."""
+    """A folder of `clang-N` (and host compiler) -> ccache links (made once, atomically: steps
+    may run side by side)."""
     folder = paths.cache / "compile-cache" / "bin"
     folder.mkdir(parents=True, exist_ok=True)
     for name in compilers(llvm_version):
