@@ -120,9 +120,14 @@ def compile_counts(work: Path) -> dict[str, int]:
     return counts
 
 
+ENTRY_KINDS = ("R", "M")  # ccache's result and manifest files: its entries, what the bound is about
+
+
 def stored_bytes(paths: Paths) -> int:
-    """What the compile cache holds now (its files' sizes)."""
-    return sum(path.stat().st_size for path in cache_dir(paths).rglob("*") if path.is_file())
+    """What the compile cache's entries hold now (not ccache's own bookkeeping: counters, and
+    the inode cache in tmp/, which stays however small the bound)."""
+    return sum(path.stat().st_size for path in cache_dir(paths).glob("[0-9a-f]/**/*")
+               if path.is_file() and path.name.endswith(ENTRY_KINDS))
 
 
 def trim(paths: Paths, max_bytes: int) -> int:
