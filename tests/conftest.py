@@ -33,7 +33,8 @@ class Project:
     def env(self, **extra: str) -> dict[str, str]:
         # a developer's own remote cache never sees the fixtures
         env = {k: v for k, v in os.environ.items() if not k.startswith("PIPELINE_REMOTE_")}
-        env.update(PYTHONPATH=str(REPO), PIPELINE_CACHE_DIR=str(self.cache), COUNT_FILE=str(self.count_file))
+        env.update(PYTHONPATH=str(REPO), PIPELINE_CACHE_DIR=str(self.cache), COUNT_FILE=str(self.count_file),
+                   PIPELINE_COMPILE_CACHE="0")  # the fixtures test the engine; test_compile_cache turns it on
         env.update(extra)
         return env
 

@@ -118,10 +118,10 @@ def test_a_tasks_hits_and_misses_reach_its_log_and_the_summary(project: Project)
     (project.root / "src/answer.c").write_text(SOURCE)
     (project.root / "src/config.h").write_text("#define ANSWER 42\n")
     project.recipe("answer").write_text(RECIPE.format(tag="first"))
-    out = project.doit("answer").stdout
+    out = project.doit("answer", PIPELINE_COMPILE_CACHE="1").stdout
     assert "compile cache hits 0, compile cache misses 1" in out
     project.recipe("answer").write_text(RECIPE.format(tag="second"))  # a new key, the same compile
-    out = project.doit("answer").stdout
+    out = project.doit("answer", PIPELINE_COMPILE_CACHE="1").stdout
     assert project.runs() == ["answer", "answer"], "the task ran again: its key changed"
     summary = next(line for line in out.splitlines() if line.startswith("summary:"))
     assert summary.endswith("; compile cache hits 1, compile cache misses 0"), summary
@@ -138,7 +138,7 @@ def test_prune_keeps_the_compile_cache_within_its_share_of_the_bound(project: Pr
     (project.root / "src/blobs.c").write_text(blobs)  # 180 kB that do not compress
     project.recipe("answer").write_text(RECIPE.format(tag="blobs").replace(
         "-c answer.c", "-c blobs.c"))
-    project.doit("answer")
+    project.doit("answer", PIPELINE_COMPILE_CACHE="1")
     paths = Paths(project.root, project.cache)
     assert stored_bytes(paths) > 150_000
     out = project.cli("prune", "--max-size", "100k").stdout
