@@ -131,11 +131,13 @@ def cmd_push(args: argparse.Namespace) -> int:
         if not engine.status(task).up_to_date or not engine.cache.has(key):
             print(f"skipped {task}: not built here (or not in the local cache)")
             continue
-        result = engine.remote.push(key, engine.cache)
-        if result.warning:
-            raise PipelineError(f"{task}: {result.warning}")
+        test_key = engine.keys.test_key(task)  # its self-test's pass travels with it
+        for entry in [key] + ([test_key] if test_key and engine.cache.has(test_key) else []):
+            result = engine.remote.push(entry, engine.cache)
+            if result.warning:
+                raise PipelineError(f"{task}: {result.warning}")
+            total += result.bytes
         pushed += 1
-        total += result.bytes
     print(f"pushed {pushed} tasks, {total / 1e6:.1f} MB uploaded")
     return 0
 

@@ -83,7 +83,8 @@ def test_a_racily_clean_file_is_not_trusted_by_the_memo(tmp_path: Path) -> None:
     witness = Witness.empty()
     witness.saw_file(str(recipe))
     ctime = recipe.stat().st_ctime_ns
-    memo = Memo(order=("a",), deps={"a": ()}, docs={"a": ""}, keys={"a": "k"}, workers=1, cache="c")
+    memo = Memo(order=("a",), deps={"a": ()}, docs={"a": ""}, keys={"a": "k"}, test_keys={"a": None}, workers=1,
+                cache="c")
     save_memo(paths, memo, witness, now_ns=ctime + 1_000_000)  # saved in the tick it was written
     assert load_memo(paths) is None, "a racily clean file's stat must not vouch for the memo"
     save_memo(paths, memo, witness, now_ns=ctime + 10 * RACY_NS)

@@ -172,14 +172,18 @@ def run(project: Project, remote: Remote, **env: str) -> str:
     return project.doit(PIPELINE_REMOTE_CACHE=remote.url, **remote.env, **env).stdout
 
 
-def task_key(project: Project, task: str) -> str:
-    return json.loads((project.root / f"build/.state/{task}.json").read_text())["key"]
+def task_key(project: Project, task: str, which: str = "key") -> str:
+    """A task's key, or with which="test_key" its self-test's key."""
+    return json.loads((project.root / f"build/.state/{task}.json").read_text())[which]
+
+
+ENTRIES = 4  # the fixture's three outputs, and hello's self-test pass (engine/keys.py: test_inputs)
 
 
 def test_fresh_checkout_with_empty_cache_downloads_everything(remote: Remote, tmp_path: Path) -> None:
     first = make_project(tmp_path / "a")
     assert "summary: 3 built" in run(first, remote)
-    assert len([n for n in remote.names() if n.startswith("ac/")]) == 3
+    assert len([n for n in remote.names() if n.startswith("ac/")]) == ENTRIES
 
     fresh = make_project(tmp_path / "b")  # another checkout, its own empty local cache
     out = run(fresh, remote)
@@ -217,7 +221,7 @@ def check_readonly_remote(remote: Remote, tmp_path: Path, readonly_from: str) ->
     seed = make_project(tmp_path / "seed")
     assert "summary: 3 built" in run(seed, remote)
     seeded = remote.names()
-    assert len([n for n in seeded if n.startswith("ac/")]) == 3
+    assert len([n for n in seeded if n.startswith("ac/")]) == ENTRIES
 
     project = make_project(tmp_path / "ro")
     config = project.root / "pipeline.yaml"
@@ -269,11 +273,12 @@ def test_push_command_seeds_the_remote_with_what_is_built_here(remote: Remote, t
     first = project.cli("push", **env).stdout
     assert "skipped greeting: not built here" in first and "skipped standalone: not built here" in first
     assert "pushed 1 tasks" in first
-    assert [n for n in remote.names() if n.startswith("ac/")] == [f"ac/{task_key(project, 'hello')}"]
+    assert sorted(n for n in remote.names() if n.startswith("ac/")) == \
+        sorted(f"ac/{task_key(project, 'hello', which)}" for which in ("key", "test_key"))
 
     project.doit()
     assert "pushed 3 tasks" in project.cli("push", **env).stdout
-    assert len([n for n in remote.names() if n.startswith("ac/")]) == 3
+    assert len([n for n in remote.names() if n.startswith("ac/")]) == ENTRIES
     fresh = make_project(tmp_path / "b")
     out = run(fresh, remote)
     assert fresh.runs() == [] and "summary: 3 downloaded" in out, out

@@ -81,3 +81,80 @@ def test_docstring_and_comment_edits_do_not_rebuild_but_code_edits_do(tmp_path: 
     errors.write_text(errors.read_text().replace("BAD_INPUT = 2", "BAD_INPUT = 22"))
     project.doit("tooluser", **env)
     assert project.runs() == ["tooluser"]
+
+
+# Only the self-test runs our code: the build step runs none of it.
+SELF_TESTED_RECIPE = """\
+package:
+  name: selftested
+  version: "1"
+build:
+  script: |
+    echo selftested >> "$COUNT_FILE"
+    echo made > "$OUT/made.txt"
+outputs: [made.txt]
+test:
+  commands: |
+    echo selftested-test >> "$COUNT_FILE"
+    "$PYTHON" -m pipeline.wasmbuild.link --help > /dev/null
+"""
+DOWNSTREAM_RECIPE = """\
+package:
+  name: downstream
+  version: "1"
+depends: [selftested]
+build:
+  script: |
+    echo downstream >> "$COUNT_FILE"
+    cp "{{ deps.selftested.out }}/made.txt" "$OUT/copied.txt"
+outputs: [copied.txt]
+"""
+
+
+def project_with_a_self_test(tmp_path: Path) -> tuple[Project, Path, dict[str, str]]:
+    project, code = project_with_own_code(tmp_path)
+    project.recipe("selftested").write_text(SELF_TESTED_RECIPE)
+    project.recipe("downstream").write_text(DOWNSTREAM_RECIPE)
+    env = {"PYTHONPATH": str(code)}
+    project.doit("downstream", **env)
+    assert project.runs() == ["selftested", "selftested-test", "downstream"]
+    return project, code / "pipeline/wasmbuild/link.py", env
+
+
+def test_a_change_only_the_self_test_runs_reruns_the_self_test_alone(tmp_path: Path) -> None:
+    project, link, env = project_with_a_self_test(tmp_path)
+    link.write_text(link.read_text() + "\nEDITED_FOR_THE_SELF_TEST = True\n")
+    why = project.cli("explain", "downstream", **env).stdout
+    assert "selftested: would rerun its self-test alone (self-test changed)" in why, why
+    assert "changed: tools.pipeline/wasmbuild/link.py" in why, why
+    assert "downstream: up to date" in why, "its input, the build's output, is the same"
+    out = project.doit("downstream", **env).stdout
+    assert project.runs() == ["selftested-test"], out
+    assert "1 tested" in out and "1 up to date" in out, out
+    project.doit("downstream", **env)
+    assert project.runs() == [], "the new self-test passed: recorded"
+
+
+def test_a_broken_self_test_fails_the_task_and_never_leaves_a_passing_record(tmp_path: Path) -> None:
+    project, link, env = project_with_a_self_test(tmp_path)
+    good = link.read_text()
+    future = "from __future__ import annotations\n"
+    link.write_text(good.replace(future, future + "raise SystemExit(3)\n"))
+    for _attempt in range(2):
+        failed = project.doit("downstream", check=False, **env)
+        assert failed.returncode != 0 and "self-test exited with 3" in failed.stdout, failed.stdout
+        assert project.runs() == ["selftested-test"], "the self-test alone, and it fails again"
+        assert not (project.root / "build/.state/selftested.json").exists(), "no record while it fails"
+    link.write_text(good)
+    out = project.doit("downstream", **env).stdout
+    assert project.runs() == [], "the old self-test key passed before: its pass comes from the cache"
+    assert "1 restored" in out, out
+
+
+def test_a_package_build_does_not_run_the_guest_runner_or_the_linker() -> None:
+    """Only the package's self-test (importtest) links and runs a python.wasm: an edit to either
+    reruns the packages' self-tests, never their builds."""
+    build = import_closure({"pipeline.wasmbuild.pypackage"}, StatCache(None))
+    assert "pipeline/runtime/wasm.py" not in build and "pipeline/wasmbuild/link.py" not in build
+    test = import_closure({"pipeline.wasmbuild.importtest"}, StatCache(None))
+    assert "pipeline/runtime/wasm.py" in test and "pipeline/wasmbuild/link.py" in test

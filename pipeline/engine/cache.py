@@ -60,6 +60,14 @@ class ArtifactCache:
     def has(self, key: str) -> bool:
         return (self.entry(key) / "manifest.json").is_file()
 
+    def used(self, key: str) -> bool:
+        """Whether the entry is here; if so, mark it used now (for pruning), as a restore does."""
+        try:
+            os.utime(self.entry(key) / "manifest.json")
+        except FileNotFoundError:
+            return False
+        return True
+
     def build_seconds(self, key: str) -> float | None:
         """How long the build that made this entry took (for figures, not decisions)."""
         meta = read_json(self.entry(key) / "meta.json")
@@ -109,7 +117,7 @@ class ArtifactCache:
             self.evict(key)
             shutil.rmtree(dest, ignore_errors=True)
             return None, problem
-        os.utime(entry / "manifest.json")  # last use, for pruning
+        self.used(key)  # last use, for pruning
         return manifest, None
 
     def intact(self, key: str, manifest: Manifest) -> bool:

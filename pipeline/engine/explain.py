@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .project import Engine
-from .state import read_state
+from .state import SELF_TEST_CHANGED, read_state
 
 MAX_SHOWN = 60
 
@@ -34,7 +34,7 @@ def diff_inputs(old: Any, new: Any, where: str = "") -> list[str]:
     return [] if old == new else [f"{where}: {short(old)} -> {short(new)}"]
 
 
-UP_TO_DATE, WOULD_RESTORE, WOULD_RUN = "up to date", "would restore", "would run"
+UP_TO_DATE, WOULD_RESTORE, WOULD_RETEST, WOULD_RUN = "up to date", "would restore", "would retest", "would run"
 UNSEEN_CHANGE = "(stored inputs match; builder changed?)"  # the key changed, no recorded input did
 
 
@@ -43,7 +43,7 @@ class TaskState:
     """What a run would do with one task, and why."""
 
     task: str
-    state: str  # UP_TO_DATE, WOULD_RESTORE (from the local cache) or WOULD_RUN
+    state: str  # UP_TO_DATE, WOULD_RESTORE (from the local cache), WOULD_RETEST (its self-test alone) or WOULD_RUN
     reason: str  # Engine.status's reason: never built, key changed, output changed: ...
     changes: tuple[str, ...] = ()  # the key inputs that changed since the last build
 
@@ -53,9 +53,12 @@ def task_state(engine: Engine, task: str) -> TaskState:
     if status.up_to_date:
         return TaskState(task, UP_TO_DATE, status.reason)
     key = engine.keys.key(task)
+    stored = read_state(engine.paths.state_file(task))
+    if status.reason == SELF_TEST_CHANGED and stored is not None:
+        changes = diff_inputs(stored.get("test_inputs") or {}, engine.keys.test_inputs(task) or {})
+        return TaskState(task, WOULD_RETEST, status.reason, tuple(changes) or (UNSEEN_CHANGE,))
     state = WOULD_RESTORE if engine.cache.has(key) else WOULD_RUN
     changes: tuple[str, ...] = ()
-    stored = read_state(engine.paths.state_file(task))
     if stored is not None and stored["key"] != key:
         changes = tuple(diff_inputs(stored.get("inputs", {}), engine.keys.inputs(task))) or (UNSEEN_CHANGE,)
     return TaskState(task, state, status.reason, changes)
@@ -65,7 +68,7 @@ def explain_task(engine: Engine, task: str) -> list[str]:
     found = task_state(engine, task)
     if found.state == UP_TO_DATE:
         return [f"{task}: up to date"]
-    action = "restore from cache" if found.state == WOULD_RESTORE else "build"
+    action = {WOULD_RESTORE: "restore from cache", WOULD_RETEST: "rerun its self-test alone"}.get(found.state, "build")
     lines = [f"{task}: would {action} ({found.reason})"]
     return lines + [f"  {change}" if change == UNSEEN_CHANGE else f"  changed: {change}" for change in found.changes]
 

@@ -14,7 +14,7 @@ from typing import Any
 from ..files import canonical_json, sha256_text
 from ..paths import Paths
 from . import ENGINE_VERSION
-from .builders import build_script, builder_version
+from .builders import build_script, builder_version, test_script
 from .graph import Graph
 from .hashing import StatCache
 from .layer import Layer
@@ -72,6 +72,7 @@ class KeyComputer:
     stat_cache: StatCache
     _inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     _keys: dict[str, str] = field(default_factory=dict)
+    _test_inputs: dict[str, dict[str, Any] | None] = field(default_factory=dict)
     _fingerprint: dict[str, str] | None = None
     _layer_code: dict[str, str] | None = None
 
@@ -129,13 +130,42 @@ class KeyComputer:
             found["source"] = source.sha256 or self.file_digests(task, [source.path or ""])
             if source.extras:  # files copied into the source tree (only then: other keys stay as they were)
                 found["extras"] = self.file_digests(task, [given for given, _ in source.extras])
-        # Round-trip through portable JSON so stored inputs compare like keys do.
-        self._inputs[task] = json.loads(make_portable(canonical_json(found), self.paths))
+        self._inputs[task] = self.portable(found)
         return self._inputs[task]
+
+    def portable(self, found: dict[str, Any]) -> dict[str, Any]:
+        """Round-tripped through portable JSON, so stored inputs compare like keys do."""
+        return json.loads(make_portable(canonical_json(found), self.paths))
+
+    def test_inputs(self, task: str) -> dict[str, Any] | None:
+        """What the self-test's verdict depends on, or None for a task without one: the output it
+        checks (the build key) and the test script with the import closure of the tools it runs.
+
+        Kept apart from the build key (Bazel keeps test actions apart from build actions): a change
+        to code only the self-test runs (the guest runner, the import check) reruns the self-test
+        against the output in place, and never the build. The recipe's `test:` section stays in the
+        build key too: a build step may read any recipe field through $RECIPE_JSON.
+        """
+        if task not in self._test_inputs:
+            script = test_script(self.graph.nodes[task].builder, self.render(task), self.layer)
+            self._test_inputs[task] = None if not script else self.portable({
+                "build": self.key(task),
+                "script": script,
+                "tools": import_closure(modules_run_by(script), self.stat_cache),
+            })
+        return self._test_inputs[task]
+
+    def test_key(self, task: str) -> str | None:
+        inputs = self.test_inputs(task)
+        return None if inputs is None else sha256_text(canonical_json(inputs))
 
     def computed(self) -> dict[str, str]:
         """Every key computed so far in this process."""
         return dict(self._keys)
+
+    def computed_test_keys(self) -> dict[str, str | None]:
+        """Every self-test key computed so far in this process (None: the task has no self-test)."""
+        return {task: self.test_key(task) for task in self._test_inputs}
 
     def key(self, task: str) -> str:
         if task not in self._keys:

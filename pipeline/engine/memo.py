@@ -34,7 +34,7 @@ from ..digests import racily_clean
 from ..files import read_json, write_json_atomic
 from ..paths import CACHE_ENV, Paths
 
-MEMO_VERSION = 2
+MEMO_VERSION = 3
 UNTRUSTED_ROW = [-1]  # what a racily clean file is recorded as: no stat matches it
 # What shapes paths (cache dir), templates, remotes, worker count and the compiler lookup.
 WITNESS_ENV = (CACHE_ENV, "XDG_CACHE_HOME", "HOME", "PATH", "PYTHONPATH", "PIPELINE_REMOTE_CACHE",
@@ -103,6 +103,7 @@ class Memo:
     deps: dict[str, tuple[str, ...]]
     docs: dict[str, str]
     keys: dict[str, str]
+    test_keys: dict[str, str | None]  # None: the task has no self-test
     workers: int
     cache: str  # the resolved cache dir (pipeline.yaml's cache-dir and the environment decide it)
 
@@ -112,7 +113,7 @@ class Memo:
         return {
             "version": MEMO_VERSION, "env": environment(paths), "files": files, "folders": witness.folders,
             "order": list(self.order), "deps": {t: list(d) for t, d in self.deps.items()}, "docs": self.docs,
-            "keys": self.keys, "workers": self.workers, "cache": self.cache,
+            "keys": self.keys, "test_keys": self.test_keys, "workers": self.workers, "cache": self.cache,
         }
 
 
@@ -131,7 +132,8 @@ def load_memo(paths: Paths) -> tuple[Memo, Witness] | None:
             return None
         memo = Memo(
             order=tuple(data["order"]), deps={t: tuple(d) for t, d in data["deps"].items()},
-            docs=data["docs"], keys=data["keys"], workers=int(data["workers"]), cache=data["cache"],
+            docs=data["docs"], keys=data["keys"], test_keys=data["test_keys"], workers=int(data["workers"]),
+            cache=data["cache"],
         )
     except (KeyError, TypeError, ValueError, AttributeError):
         return None  # a memo from another layout is simply not reused

@@ -12,12 +12,12 @@ import subprocess
 from pathlib import Path
 
 from ..errors import PipelineError
-from .explain import UP_TO_DATE, WOULD_RESTORE, WOULD_RUN, TaskState, task_state, wanted_tasks
+from .explain import UP_TO_DATE, WOULD_RESTORE, WOULD_RETEST, WOULD_RUN, TaskState, task_state, wanted_tasks
 from .loader import PACKAGE_GROUP
 from .project import Engine
 
-# fill colour per state: green settled, blue cheap, orange work
-FILL = {UP_TO_DATE: "#c8e6c9", WOULD_RESTORE: "#bbdefb", WOULD_RUN: "#ffe0b2"}
+# fill colour per state: green settled, blue cheap, yellow a self-test alone, orange work
+FILL = {UP_TO_DATE: "#c8e6c9", WOULD_RESTORE: "#bbdefb", WOULD_RETEST: "#fff9c4", WOULD_RUN: "#ffe0b2"}
 MAX_REASON = 48
 
 

@@ -49,9 +49,9 @@ class Engine:
     def status(self, task: str) -> Status:
         """Up to date iff the recorded key matches and the output still holds."""
         self.lock.acquire()
-        key = self.keys.key(task)
+        key, test_key = self.keys.key(task), self.keys.test_key(task)
         self.keys.stat_cache.flush()
-        return check_status(self.paths, task, key, self.verify)
+        return check_status(self.paths, task, key, test_key, self.verify)
 
 
 

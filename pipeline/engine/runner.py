@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import PipelineError, TaskFailed
-from ..files import atomic_output
+from ..files import atomic_output, write_json_atomic
 from ..paths import CACHE_ENV
 from .builders import build_script, test_script
 from .context import BuildContext, source_digest
@@ -29,7 +29,7 @@ from .project import Engine
 from .remote import Transfer
 from .reporter import describe_counts
 from .sources import Served, add_extras, apply_patches, fetch_source, source_locations, unpack_source
-from .state import UNREADABLE_RECORD, Manifest, clear_state, make_manifest
+from .state import SELF_TEST_CHANGED, UNREADABLE_RECORD, Manifest, clear_state, make_manifest, read_state
 
 LOG_TAIL_LINES = 25
 KEEP_WORK_ENV = "PIPELINE_KEEP_WORK"
@@ -206,6 +206,7 @@ def record(
     key = engine.keys.key(task)
     built = seconds if outcome == "built" else engine.cache.build_seconds(key)
     state = {"task": task, "key": key, "inputs": engine.keys.inputs(task), "manifest": manifest,
+             "test_key": engine.keys.test_key(task), "test_inputs": engine.keys.test_inputs(task),
              "outcome": outcome, "seconds": round(seconds, 3), "test_seconds": round(test_seconds, 3),
              "build_seconds": built}
     with atomic_output(engine.paths.state_file(task), text=True) as handle:
@@ -270,7 +271,7 @@ class Places:
 
 
 def try_restore(engine: Engine, key: str, at: Places, notes: list[str]) -> tuple[str, Manifest] | None:
-    """Local cache, then remote: (outcome, manifest) with the output in place, or None."""
+    """Local cache, then remote: (outcome, manifest) with the output in staging, or None."""
     fetched = False
     if engine.remote is not None and not engine.cache.has(key):
         fetched = noted("fetch", engine.remote.fetch(key, engine.cache), at.log, notes)
@@ -281,26 +282,51 @@ def try_restore(engine: Engine, key: str, at: Places, notes: list[str]) -> tuple
         notes.append(f"cache entry {key[:12]} was corrupt ({problem}): evicted and rebuilt")
         log_line(at.log, f"warning: {notes[-1]}")
         return None
-    swap_in(at)
-    discard(at.backup, at.trash)
     return ("downloaded" if fetched else "restored"), manifest
 
 
-def build_and_install(engine: Engine, task: str, at: Places, notes: list[str]) -> tuple[Manifest, float]:
-    """Build into staging, swap in, self-test; on a failed test put the old output back."""
-    build_into(engine, task, at, notes)
-    manifest = make_manifest(at.staging)
+def passed_before(engine: Engine, test_key: str, at: Places, notes: list[str]) -> bool:
+    """Has an output of this key passed this very self-test (local cache, then remote)?"""
+    if engine.remote is not None and not engine.cache.has(test_key):
+        noted("fetch self-test pass", engine.remote.fetch(test_key, engine.cache), at.log, notes)
+    return engine.cache.used(test_key)
+
+
+def remember_pass(engine: Engine, task: str, test_key: str, at: Places) -> None:
+    """A passed self-test is cached like an output, keyed by its test key (which holds the build key)."""
+    verdict = at.work / "self-test-pass"
+    verdict.mkdir(exist_ok=True)
+    write_json_atomic(verdict / "passed.json", {"task": task, "key": engine.keys.key(task), "test_key": test_key})
+    engine.cache.store(test_key, verdict, make_manifest(verdict))
+
+
+def run_self_test(engine: Engine, task: str, at: Places, notes: list[str], fresh: bool) -> tuple[bool, float]:
+    """Test the output in place unless this output's key passed this self-test before (a fresh
+    build is always tested). Returns (whether the test ran, its seconds); raises if it fails."""
+    test_key = engine.keys.test_key(task)
+    if test_key is None:
+        return False, 0.0
+    if not fresh and passed_before(engine, test_key, at, notes):
+        log_line(at.log, f"self-test {test_key[:12]} passed before for this output: not rerun")
+        return False, 0.0
+    started = time.monotonic()
+    self_test(engine, task, at)
+    remember_pass(engine, task, test_key, at)
+    return True, time.monotonic() - started
+
+
+def install_tested(engine: Engine, task: str, at: Places, notes: list[str], fresh: bool) -> tuple[bool, float]:
+    """Staging -> final, then its self-test; on a failed test put the previous output back."""
     swap_in(at)
-    test_started = time.monotonic()
     try:
-        self_test(engine, task, at)
+        tested = run_self_test(engine, task, at, notes, fresh)
     except PipelineError:
         discard(at.final, at.trash)
         if at.backup.exists():
             os.replace(at.backup, at.final)
         raise
     discard(at.backup, at.trash)
-    return manifest, time.monotonic() - test_started
+    return tested
 
 
 def describe_os_error(exc: OSError) -> str:
@@ -314,7 +340,8 @@ def describe_os_error(exc: OSError) -> str:
 def run_task(engine: Engine, task: str) -> dict[str, str]:
     """Bring one task's output up to date.
 
-    Returns {"outcome": "up to date" | "restored" | "downloaded" | "built", "note": ...}.
+    Returns {"outcome": "up to date" | "restored" | "downloaded" | "tested" | "built", "note": ...};
+    "tested": the output was the right one and only its self-test ran.
     A failure of the machine (a full disk, a permission) ends the task with one line;
     the previous output, if any, stays in place (rule 3 above).
     """
@@ -324,26 +351,38 @@ def run_task(engine: Engine, task: str) -> dict[str, str]:
         return {"outcome": "up to date"}
     notes = [f"{status.reason}: rerun"] if status.reason == UNREADABLE_RECORD else []
     try:
-        return bring_up_to_date(engine, task, started, notes)
+        return bring_up_to_date(engine, task, started, notes, retest_only=status.reason == SELF_TEST_CHANGED)
     except OSError as exc:
         raise TaskFailed(f"{task}: {describe_os_error(exc)}") from None
     finally:  # a failed attempt's staging only takes space (a full disk stays full otherwise)
         shutil.rmtree(Places.for_task(engine, task).staging, ignore_errors=True)
 
 
-def bring_up_to_date(engine: Engine, task: str, started: float, notes: list[str]) -> dict[str, str]:
+def bring_up_to_date(engine: Engine, task: str, started: float, notes: list[str],
+                     retest_only: bool) -> dict[str, str]:
+    """`retest_only`: the output in place is the one the key asks for (its record said so, and it
+    matched its manifest); only the self-test changed, so only the self-test runs."""
     key = engine.keys.key(task)
+    previous = read_state(engine.paths.state_file(task)) if retest_only else None
     clear_state(engine.paths.state_file(task))
     at = Places.for_task(engine, task)
     if note := at.reset(key):
         notes.append(note)
+        previous = None  # a killed run's leftovers were put back: trust only the cache now
+    if previous is not None:
+        manifest: Manifest = previous["manifest"]
+        tested, test_seconds = run_self_test(engine, task, at, notes, fresh=False)
+        return finish(engine, task, at, Done(manifest, "tested" if tested else "restored", tested, test_seconds),
+                      started, notes)
     restored = try_restore(engine, key, at, notes)
     if restored is not None:
         outcome, manifest = restored
-        shutil.rmtree(at.work, ignore_errors=True)
-        record(engine, task, manifest, outcome, time.monotonic() - started)
-        return {"outcome": outcome, "note": "; ".join(notes)}
-    manifest, test_seconds = build_and_install(engine, task, at, notes)
+        tested, test_seconds = install_tested(engine, task, at, notes, fresh=False)
+        return finish(engine, task, at, Done(manifest, "tested" if tested else outcome, tested, test_seconds),
+                      started, notes)
+    build_into(engine, task, at, notes)
+    manifest = make_manifest(at.staging)
+    tested, test_seconds = install_tested(engine, task, at, notes, fresh=True)
     counts = engine.layer.step_counts(at.work)
     if counts:
         log_line(at.log, f"counts: {describe_counts(counts)}")
@@ -357,9 +396,30 @@ def bring_up_to_date(engine: Engine, task: str, started: float, notes: list[str]
         notes.append(f"not stored in the cache: {describe_os_error(exc)}")
         log_line(at.log, f"warning: {notes[-1]}")
         stored = False
-    record(engine, task, manifest, "built", time.monotonic() - started, test_seconds)
-    if stored and engine.remote is not None:  # a kill mid-push leaves the remote without it (see README)
-        noted("push", engine.remote.push(key, engine.cache), at.log, notes)
+    done = Done(manifest, "built", tested, test_seconds)
+    return {**finish(engine, task, at, done, started, notes, push_output=stored), "counts": counts}
+
+
+@dataclass(frozen=True)
+class Done:
+    """How a task came up to date."""
+
+    manifest: Manifest
+    outcome: str
+    tested: bool  # its self-test ran in this run (and passed)
+    test_seconds: float
+
+
+def finish(engine: Engine, task: str, at: Places, done: Done, started: float, notes: list[str],
+           push_output: bool = False) -> dict[str, str]:
+    """Record the task as done, then push to the remote what this run made: the output when it was
+    built and stored here, the self-test's pass when the test ran here."""
+    record(engine, task, done.manifest, done.outcome, time.monotonic() - started, done.test_seconds)
+    test_key = engine.keys.test_key(task)
+    made_here = ([engine.keys.key(task)] if push_output else []) + ([test_key] if done.tested and test_key else [])
+    if engine.remote is not None:  # a kill mid-push leaves the remote without it (see README)
+        for key in made_here:
+            noted("push", engine.remote.push(key, engine.cache), at.log, notes)
     if os.environ.get(KEEP_WORK_ENV, "") in ("", "0"):
         shutil.rmtree(at.work, ignore_errors=True)
-    return {"outcome": "built", "note": "; ".join(notes), "counts": counts}
+    return {"outcome": done.outcome, "note": "; ".join(notes)}

@@ -1,8 +1,9 @@
-"""What a finished task leaves behind: its key, key inputs and output manifest.
+"""What a finished task leaves behind: its key, key inputs, output manifest and self-test key.
 
-A task is up to date only if its recorded key equals the computed key and its
-output still matches the recorded manifest. The record is written last, after
-the output is in place, and removed first, before the output is touched.
+A task is up to date only if its recorded key equals the computed key, its output
+still matches the recorded manifest, and its self-test passed under the current
+self-test key. The record is written last, after the output is in place and has passed
+its self-test, and removed first, before the output is touched or tested again.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ Manifest = dict[str, list[Any]]  # relative path -> [size, sha256] or ["link", t
 # A record that exists but does not parse (a torn write, a full disk, a hand edit): the task
 # reruns, and says so, rather than fail on it or pass it over in silence.
 UNREADABLE_RECORD = "state record unreadable (torn or corrupt JSON)"
+# The output is the one its key asks for; only the self-test's own code or script changed.
+SELF_TEST_CHANGED = "self-test changed"
 
 
 def make_manifest(top: Path) -> Manifest:
@@ -92,8 +95,9 @@ def verify_requested() -> bool:
     return os.environ.get(VERIFY_ENV, "") not in ("", "0")
 
 
-def check_status(paths: Paths, task: str, key: str, verify: bool) -> Status:
-    """Up to date iff the recorded key is `key` and the output still matches its manifest."""
+def check_status(paths: Paths, task: str, key: str, test_key: str | None, verify: bool) -> Status:
+    """Up to date iff the recorded key is `key`, the output still matches its manifest and its
+    self-test passed under `test_key` (None: the task has no self-test)."""
     record = paths.state_file(task)
     state = read_state(record)
     if state is None:
@@ -103,4 +107,6 @@ def check_status(paths: Paths, task: str, key: str, verify: bool) -> Status:
     problem = manifest_problem(paths.output_dir(task), state["manifest"], verify)
     if problem:
         return Status(False, f"output changed: {problem}")
+    if state.get("test_key") != test_key:
+        return Status(False, SELF_TEST_CHANGED)
     return Status(True, "up to date")

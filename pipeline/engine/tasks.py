@@ -80,11 +80,11 @@ class Session:
         return self.memo.workers if self.memo else self.engine().config.worker_count()
 
     def status(self, task: str) -> Status:
-        key = self.memo.keys.get(task) if self.memo else None
-        if key is None or self.paths is None:
+        memo = self.memo
+        if memo is None or task not in memo.keys or task not in memo.test_keys or self.paths is None:
             return self.engine().status(task)
         self.lock.acquire()
-        return check_status(self.paths, task, key, self.verify)
+        return check_status(self.paths, task, memo.keys[task], memo.test_keys[task], self.verify)
 
     def save_memo(self) -> None:
         """After a full load: record the graph, every key computed, and what they were made from."""
@@ -92,13 +92,14 @@ class Session:
         if engine is None:
             return
         keys = {**(self.memo.keys if self.memo else {}), **engine.keys.computed()}
+        test_keys = {**(self.memo.test_keys if self.memo else {}), **engine.keys.computed_test_keys()}
         if not keys or "missing" in engine.keys.fingerprint().values():
             return  # the toolchain is not installed yet: keys will change once it is
         if engine.skipped:
             return  # a partial graph: the next run loads again, and says again what it skips
         memo = Memo(
             order=engine.graph.order, deps=dict(engine.graph.deps),
-            docs={task: self.doc(task) for task in engine.graph.order}, keys=keys,
+            docs={task: self.doc(task) for task in engine.graph.order}, keys=keys, test_keys=test_keys,
             workers=engine.config.worker_count(), cache=str(engine.paths.cache),
         )
         save_memo(engine.paths, memo, self._witness)

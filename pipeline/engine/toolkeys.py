@@ -6,7 +6,8 @@ import closure is read from the code itself (`ast`, imports at any depth, packag
 `__init__`s included). A module reached only through an import is keyed as surely as
 the one named on the command line.
 
-Self-test steps check an output but do not shape it; their tools are not keyed.
+Self-test steps check an output but do not shape it: their tools are keyed in the self-test's
+key (keys.py, `test_inputs`), never in the build's.
 
 A module is keyed by its code as Python compiles it with docstrings stripped (what
 `python -OO` runs): the AST without docstrings, comments or line numbers. Editing a

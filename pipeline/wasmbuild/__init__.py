@@ -8,7 +8,8 @@
     contracts  every file and variable these tools pass between processes, as versioned models
     toolchain  the toolchain task's outputs: toolchain.json, compiler wrappers, cross files
     cpythonkit build_cpython's relink kit, build info and provenance, from CPython's Makefile
-    pypackage  the python-package builder: a wheel from an sdist with cross-compiler stand-ins
+    pypackage  the python-package builder: a wheel from an sdist with cross-compiler stand-ins;
+               importtest: its self-test, the package's imports inside a python.wasm linked with it
     crosscc    those stand-ins: compiles go to clang for the target, "shared" links make archives;
                crossargs: their settings ($PIPELINE_CROSS) and log, standard library only
     wasmobj    one symbol namespace per extension module (localizes globals in a wasm object)

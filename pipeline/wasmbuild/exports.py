@@ -3,8 +3,8 @@
 The link step runs this first and hands the object to pipeline.wasmbuild.link as one more
 link input (``--ldflag=FILE.o``): recipes/snapshot/exports.c holds the snapshot's init and
 per-call exports (``_start`` is unchanged). A module of its own, not an option of link.py:
-pypackage imports link.py (its self-test links a python.wasm), so every edit there would
-rebuild every package.
+every package's self-test links a python.wasm through link.py, so every edit there reruns
+those self-tests.
 
     python -m pipeline.wasmbuild.exports --cpython build/build_cpython --cc "clang-N ..." \
         -o work/exports.o recipes/snapshot/exports.c

@@ -138,7 +138,7 @@ class WasmBuild:
     def test_steps(self, builder: Builder, recipe: Recipe) -> str:
         """The imports in wasm, for a python-package recipe that lists them."""
         imports_test = builder == "python-package" and recipe.test.imports
-        return '"$PYTHON" -m pipeline.wasmbuild.pypackage test\n' if imports_test else ""
+        return '"$PYTHON" -m pipeline.wasmbuild.importtest\n' if imports_test else ""
 
     def implicit_deps(self, builder: Builder) -> list[tuple[str, str]]:
         settings = self.settings

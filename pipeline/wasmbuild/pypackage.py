@@ -5,8 +5,9 @@
            extensions come out as wasm32 archives; installed with `installer`
            into $OUT/site-packages; archives moved to $OUT/static and listed in
            $OUT/extensions.json; provenance in $OUT/package.json.
-    test:  link a python.wasm with this package's extensions (and its package
-           dependencies'), then import each `test.imports` inside it.
+
+Its self-test is pipeline.wasmbuild.importtest, a module of its own: what only the test runs
+(the linker driver, the guest runner) is then outside this build's key (engine/keys.py).
 
 Run by the builder's generated step; reads $RECIPE_JSON, $SRC, $OUT, $WORK.
 """
@@ -285,52 +286,13 @@ def build() -> None:
           + ", ".join(e.module for e in extensions))
 
 
-def test() -> None:
-    """Import each `test.imports` inside a python.wasm linked with this package's extensions."""
-    from ..runtime.wasm import WasiRun, default_module_cache, load_module, make_engine, run_wasi
-    from .link import link_python
-
-    ctx = load_context()
-    out, work = Path(os.environ["OUT"]), Path(os.environ["WORK"])
-    imports = ctx.recipe.test.imports
-    if not imports:
-        return
-    cpython = Path(ctx.cpython)
-    # packages with Python modules; a library recipe's output (headers, archives) has none
-    packages = [out, *(dep for dep in map(Path, ctx.package_deps) if (dep / "site-packages").is_dir())]
-    wasm = work / "test-python.wasm"
-    tc = ctx.toolchain
-    extensions = link_python(cpython, packages, tc.cc, wasm, work / "link", tc.nm, libcxx_lib=tc.libcxx_lib)
-    builtins = sorted(e.module for e in extensions)
-    code = (
-        "import sys, importlib\n"
-        f"for name in {imports!r}:\n"
-        "    importlib.import_module(name); print('imported', name)\n"
-        f"for name in {builtins!r}:\n"
-        "    assert name in sys.builtin_module_names, name\n"
-        "    module = importlib.import_module(name); print('built-in', module)\n"
-    )
-    home = cpython / build_info(ctx).home
-    preopens = [(str(home), "/")] + [(str(p / "site-packages"), f"/pkg{i}") for i, p in enumerate(packages)]
-    run = WasiRun(
-        argv=["python", "-c", code],
-        env={"PYTHONPATH": ":".join(f"/pkg{i}" for i in range(len(packages))), "PYTHONDONTWRITEBYTECODE": "1"},
-        preopens=preopens,
-        read_only=frozenset(guest for _, guest in preopens),
-    )
-    engine = make_engine()
-    exit_code = run_wasi(load_module(engine, wasm, cache_dir=default_module_cache()), engine, run)
-    if exit_code:
-        raise PipelineError(f"import test failed inside wasm (exit {exit_code})")
-
-
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if args not in (["build"], ["test"]):
-        print("usage: python -m pipeline.wasmbuild.pypackage build|test", file=sys.stderr)
+    if args != ["build"]:
+        print("usage: python -m pipeline.wasmbuild.pypackage build", file=sys.stderr)
         return 2
     try:
-        build() if args == ["build"] else test()
+        build()
     except PipelineError as exc:
         return report_error(exc)
     return 0
