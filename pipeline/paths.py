@@ -115,3 +115,8 @@ class Paths:
 
     def source_dir(self, sha256: str) -> Path:
         return self.sources / sha256[:2] / sha256
+
+    @property
+    def compile_cache(self) -> Path:
+        """The project layer's compile cache (wasmbuild/compilecache.py), bounded with the rest."""
+        return self.cache / "compile-cache"

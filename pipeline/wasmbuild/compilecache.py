@@ -45,7 +45,7 @@ OFF_ENV = "PIPELINE_COMPILE_CACHE"  # 0: compile without the cache (for comparis
 
 def cache_dir(paths: Paths) -> Path:
     """ccache's own folder (CCACHE_DIR): what the bound applies to."""
-    return paths.cache / "compile-cache" / "ccache"
+    return paths.compile_cache / "ccache"
 
 
 HOST_COMPILERS = ("cc", "gcc", "c++", "g++")
@@ -59,7 +59,7 @@ def compilers(llvm_version: str) -> tuple[str, ...]:
 def masquerade_dir(paths: Paths, llvm_version: str, ccache: str) -> Path:
     """A folder of `clang-N` (and host compiler) -> ccache links (made once, atomically: steps
     may run side by side)."""
-    folder = paths.cache / "compile-cache" / "bin"
+    folder = paths.compile_cache / "bin"
     folder.mkdir(parents=True, exist_ok=True)
     for name in compilers(llvm_version):
         link = folder / name
