@@ -10,7 +10,9 @@ Works in a copy of this checkout (no build/) with an empty artifact cache and an
 cache (sources copied in: downloads are not measured). Each change is one code line added to a
 file, then the target task is built; the file is put back and the copy restored from the
 artifact cache before the next change. After each rebuild every output file of the target's
-closure is compared with the cold build's: a compile cache hit must give the same bytes.
+closure is compared with the cold build's: a compile cache hit must give the same bytes. Not
+compared: what recipes declare `unreproducible:` (the snapshot's heap bytes); codegen's index.json
+lists the snapshot's digest, so it differs with it.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
 from remote import seed_sources  # bench/ is on sys.path when run as a script
 
 REPO = Path(__file__).resolve().parent.parent
@@ -63,13 +66,24 @@ def summary(stdout: str) -> str:
     return next(line for line in reversed(stdout.splitlines()) if line.startswith("summary:"))
 
 
+def unreproducible(root: Path) -> tuple[str, ...]:
+    """The outputs top-level recipes declare `unreproducible:` (build/<task>/<item>): not compared."""
+    declared = []
+    for recipe in sorted((root / "recipes").glob("*.yaml")):
+        data = yaml.safe_load(recipe.read_text()) or {}
+        declared += [f"{recipe.stem}/{item}" for item in data.get("unreproducible") or []]
+    return tuple(declared)
+
+
 def outputs(root: Path) -> dict[str, str]:
-    """sha256 of every file under build/ that a task put there (not state, logs or work)."""
+    """sha256 of every file under build/ that a task put there (not state, logs or work, nor what
+    its recipe declares unreproducible)."""
     build = root / "build"
+    skipped = unreproducible(root)
     found = {}
     for path in sorted(build.rglob("*")):
         rel = path.relative_to(build).as_posix()
-        if path.is_file() and not path.is_symlink() and not rel.startswith((".", "logs/")):
+        if path.is_file() and not path.is_symlink() and not rel.startswith((".", "logs/", *skipped)):
             found[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
     return found
 
