@@ -60,12 +60,15 @@ class ArtifactCache:
     def has(self, key: str) -> bool:
         return (self.entry(key) / "manifest.json").is_file()
 
-    def used(self, key: str) -> bool:
-        """Whether the entry is here; if so, mark it used now (for pruning), as a restore does."""
+    def mark_used(self, key: str) -> bool:
+        """Whether the entry is here; if so, mark it used now (for pruning), as a restore does.
+        A cache we may read but not write (a shared one) still answers."""
         try:
             os.utime(self.entry(key) / "manifest.json")
         except FileNotFoundError:
             return False
+        except OSError:
+            return self.has(key)
         return True
 
     def build_seconds(self, key: str) -> float | None:
@@ -117,7 +120,7 @@ class ArtifactCache:
             self.evict(key)
             shutil.rmtree(dest, ignore_errors=True)
             return None, problem
-        self.used(key)  # last use, for pruning
+        self.mark_used(key)  # last use, for pruning
         return manifest, None
 
     def intact(self, key: str, manifest: Manifest) -> bool:

@@ -56,7 +56,10 @@ def task_state(engine: Engine, task: str) -> TaskState:
     stored = read_state(engine.paths.state_file(task))
     if status.reason == SELF_TEST_CHANGED and stored is not None:
         changes = diff_inputs(stored.get("test_inputs") or {}, engine.keys.test_inputs(task) or {})
-        return TaskState(task, WOULD_RETEST, status.reason, tuple(changes) or (UNSEEN_CHANGE,))
+        test_key = engine.keys.test_key(task)
+        passed = test_key is not None and engine.cache.has(test_key)  # then its pass is restored
+        return TaskState(task, WOULD_RESTORE if passed else WOULD_RETEST, status.reason,
+                         tuple(changes) or (UNSEEN_CHANGE,))
     state = WOULD_RESTORE if engine.cache.has(key) else WOULD_RUN
     changes: tuple[str, ...] = ()
     if stored is not None and stored["key"] != key:

@@ -201,7 +201,7 @@ class RemoteCache:
         except RemoteError as exc:
             return self._unreachable(exc)
         except OSError as exc:  # local disk trouble, or a manifest naming a path twice
-            return Transfer(warning=f"remote entry {key[:12]} could not be assembled ({exc}): rebuilding")
+            return Transfer(warning=f"remote entry {key[:12]} could not be assembled ({exc}): a miss")
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
@@ -211,7 +211,7 @@ class RemoteCache:
             return Transfer()
         entry = parse_entry(raw)
         if entry is None:
-            return Transfer(warning=f"remote entry ac/{key[:12]} is malformed or unsafe: ignored, rebuilding")
+            return Transfer(warning=f"remote entry ac/{key[:12]} is malformed or unsafe: ignored (a miss)")
         manifest, executable = entry
         shutil.rmtree(tmp, ignore_errors=True)
         (tmp / "tree").mkdir(parents=True)
@@ -227,7 +227,7 @@ class RemoteCache:
             if data is None or len(data) != size or hashlib.sha256(data).hexdigest() != sha:
                 self.bad_blobs.add(sha)
                 what = "missing" if data is None else "corrupt"
-                return Transfer(warning=f"remote blob cas/{sha[:12]} ({rel}) of key {key[:12]} is {what}: rebuilding")
+                return Transfer(warning=f"remote blob cas/{sha[:12]} ({rel}) of key {key[:12]} is {what}: a miss")
             path.write_bytes(data)
             path.chmod(0o755 if rel in executable else 0o644)
             moved += len(data)

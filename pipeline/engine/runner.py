@@ -3,8 +3,14 @@
 Order matters (rattler-build's rule: a failed rerun cannot revive stale success):
 1. drop the task's state record, so nothing below can be mistaken for done;
 2. build (or restore) into a staging dir beside the final place;
-3. swap it into place, run the recipe's self-test, and only then
+3. swap it into place, run its self-test (a restored output only if no pass of this very
+   self-test is cached), cache the pass, and only then
 4. store the output in the cache, write the state record, push to the remote.
+
+When only the self-test's key changed (engine/keys.py, `test_inputs`), the output in place is
+the one its key asks for: the self-test alone runs against it, and the record is rewritten
+only when it passes. The old record stays meanwhile: it names the old self-test key, so it
+never vouches for the new one.
 """
 
 from __future__ import annotations
@@ -289,44 +295,59 @@ def passed_before(engine: Engine, test_key: str, at: Places, notes: list[str]) -
     """Has an output of this key passed this very self-test (local cache, then remote)?"""
     if engine.remote is not None and not engine.cache.has(test_key):
         noted("fetch self-test pass", engine.remote.fetch(test_key, engine.cache), at.log, notes)
-    return engine.cache.used(test_key)
+    return engine.cache.mark_used(test_key)
 
 
-def remember_pass(engine: Engine, task: str, test_key: str, at: Places) -> None:
-    """A passed self-test is cached like an output, keyed by its test key (which holds the build key)."""
+def remember_pass(engine: Engine, task: str, test_key: str, at: Places, notes: list[str]) -> bool:
+    """A passed self-test is cached like an output, keyed by its test key (which holds the build key).
+    False if the cache could not take it (a full disk): the pass is then only in this run's record."""
     verdict = at.work / "self-test-pass"
-    verdict.mkdir(exist_ok=True)
-    write_json_atomic(verdict / "passed.json", {"task": task, "key": engine.keys.key(task), "test_key": test_key})
-    engine.cache.store(test_key, verdict, make_manifest(verdict))
+    try:
+        verdict.mkdir(exist_ok=True)
+        write_json_atomic(verdict / "passed.json", {"task": task, "key": engine.keys.key(task),
+                                                    "test_key": test_key})
+        engine.cache.store(test_key, verdict, make_manifest(verdict))
+    except OSError as exc:
+        notes.append(f"self-test pass not stored in the cache: {describe_os_error(exc)}")
+        log_line(at.log, f"warning: {notes[-1]}")
+        return False
+    return True
 
 
-def run_self_test(engine: Engine, task: str, at: Places, notes: list[str], fresh: bool) -> tuple[bool, float]:
-    """Test the output in place unless this output's key passed this self-test before (a fresh
-    build is always tested). Returns (whether the test ran, its seconds); raises if it fails."""
+@dataclass(frozen=True)
+class SelfTestRun:
+    ran: bool  # the self-test ran in this run (and passed); False: none, or it passed before
+    seconds: float = 0.0
+    stored: bool = False  # its pass went into the cache (so it can go to the remote)
+
+
+def run_self_test(engine: Engine, task: str, at: Places, notes: list[str], always: bool) -> SelfTestRun:
+    """Test the output in place unless this output's key passed this self-test before (`always`:
+    a fresh build is tested whatever is cached). Raises if it fails."""
     test_key = engine.keys.test_key(task)
     if test_key is None:
-        return False, 0.0
-    if not fresh and passed_before(engine, test_key, at, notes):
+        return SelfTestRun(ran=False)
+    if not always and passed_before(engine, test_key, at, notes):
         log_line(at.log, f"self-test {test_key[:12]} passed before for this output: not rerun")
-        return False, 0.0
+        return SelfTestRun(ran=False)
     started = time.monotonic()
     self_test(engine, task, at)
-    remember_pass(engine, task, test_key, at)
-    return True, time.monotonic() - started
+    stored = remember_pass(engine, task, test_key, at, notes)
+    return SelfTestRun(ran=True, seconds=time.monotonic() - started, stored=stored)
 
 
-def install_tested(engine: Engine, task: str, at: Places, notes: list[str], fresh: bool) -> tuple[bool, float]:
+def install_tested(engine: Engine, task: str, at: Places, notes: list[str], always: bool) -> SelfTestRun:
     """Staging -> final, then its self-test; on a failed test put the previous output back."""
     swap_in(at)
     try:
-        tested = run_self_test(engine, task, at, notes, fresh)
+        test = run_self_test(engine, task, at, notes, always)
     except PipelineError:
         discard(at.final, at.trash)
         if at.backup.exists():
             os.replace(at.backup, at.final)
         raise
     discard(at.backup, at.trash)
-    return tested
+    return test
 
 
 def describe_os_error(exc: OSError) -> str:
@@ -341,7 +362,7 @@ def run_task(engine: Engine, task: str) -> dict[str, str]:
     """Bring one task's output up to date.
 
     Returns {"outcome": "up to date" | "restored" | "downloaded" | "tested" | "built", "note": ...};
-    "tested": the output was the right one and only its self-test ran.
+    "tested": the output in place was the right one and only its self-test ran.
     A failure of the machine (a full disk, a permission) ends the task with one line;
     the previous output, if any, stays in place (rule 3 above).
     """
@@ -363,26 +384,28 @@ def bring_up_to_date(engine: Engine, task: str, started: float, notes: list[str]
     """`retest_only`: the output in place is the one the key asks for (its record said so, and it
     matched its manifest); only the self-test changed, so only the self-test runs."""
     key = engine.keys.key(task)
-    previous = read_state(engine.paths.state_file(task)) if retest_only else None
-    clear_state(engine.paths.state_file(task))
+    state_file = engine.paths.state_file(task)
+    previous = read_state(state_file) if retest_only else None
+    if previous is None:
+        clear_state(state_file)
     at = Places.for_task(engine, task)
     if note := at.reset(key):
         notes.append(note)
-        previous = None  # a killed run's leftovers were put back: trust only the cache now
+        if previous is not None:  # a killed run's leftovers were put back: trust only the cache now
+            clear_state(state_file)
+            previous = None
     if previous is not None:
-        manifest: Manifest = previous["manifest"]
-        tested, test_seconds = run_self_test(engine, task, at, notes, fresh=False)
-        return finish(engine, task, at, Done(manifest, "tested" if tested else "restored", tested, test_seconds),
-                      started, notes)
+        test = run_self_test(engine, task, at, notes, always=False)
+        outcome = "tested" if test.ran else "restored"  # not run: its pass came from the cache
+        return finish(engine, task, at, Done(previous["manifest"], outcome, test), started, notes)
     restored = try_restore(engine, key, at, notes)
     if restored is not None:
         outcome, manifest = restored
-        tested, test_seconds = install_tested(engine, task, at, notes, fresh=False)
-        return finish(engine, task, at, Done(manifest, "tested" if tested else outcome, tested, test_seconds),
-                      started, notes)
+        test = install_tested(engine, task, at, notes, always=False)
+        return finish(engine, task, at, Done(manifest, outcome, test), started, notes)
     build_into(engine, task, at, notes)
     manifest = make_manifest(at.staging)
-    tested, test_seconds = install_tested(engine, task, at, notes, fresh=True)
+    test = install_tested(engine, task, at, notes, always=True)
     counts = engine.layer.step_counts(at.work)
     if counts:
         log_line(at.log, f"counts: {describe_counts(counts)}")
@@ -396,27 +419,28 @@ def bring_up_to_date(engine: Engine, task: str, started: float, notes: list[str]
         notes.append(f"not stored in the cache: {describe_os_error(exc)}")
         log_line(at.log, f"warning: {notes[-1]}")
         stored = False
-    done = Done(manifest, "built", tested, test_seconds)
+    done = Done(manifest, "built", test)
     return {**finish(engine, task, at, done, started, notes, push_output=stored), "counts": counts}
 
 
 @dataclass(frozen=True)
 class Done:
-    """How a task came up to date."""
+    """How a task came up to date: its output's manifest, the outcome shown, its self-test's run."""
 
     manifest: Manifest
     outcome: str
-    tested: bool  # its self-test ran in this run (and passed)
-    test_seconds: float
+    test: SelfTestRun
 
 
 def finish(engine: Engine, task: str, at: Places, done: Done, started: float, notes: list[str],
            push_output: bool = False) -> dict[str, str]:
-    """Record the task as done, then push to the remote what this run made: the output when it was
-    built and stored here, the self-test's pass when the test ran here."""
-    record(engine, task, done.manifest, done.outcome, time.monotonic() - started, done.test_seconds)
+    """Record the task as done, then push to the remote what this run made and cached: the output
+    when it was built and stored here, the self-test's pass when the test ran and was stored here."""
+    record(engine, task, done.manifest, done.outcome, time.monotonic() - started, done.test.seconds)
     test_key = engine.keys.test_key(task)
-    made_here = ([engine.keys.key(task)] if push_output else []) + ([test_key] if done.tested and test_key else [])
+    made_here = [engine.keys.key(task)] if push_output else []
+    if done.test.stored and test_key:
+        made_here.append(test_key)
     if engine.remote is not None:  # a kill mid-push leaves the remote without it (see README)
         for key in made_here:
             noted("push", engine.remote.push(key, engine.cache), at.log, notes)
