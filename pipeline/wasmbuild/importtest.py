@@ -10,8 +10,8 @@ Run by the builder's generated test step; reads $RECIPE_JSON, $OUT, $WORK.
 
 from __future__ import annotations
 
+import argparse
 import os
-import sys
 from pathlib import Path
 
 from ..errors import PipelineError, report_error
@@ -57,9 +57,9 @@ def test() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    if (sys.argv[1:] if argv is None else argv):
-        print("usage: python -m pipeline.wasmbuild.importtest", file=sys.stderr)
-        return 2
+    # no arguments: everything comes from the build context; argparse gives --help and refuses extras
+    argparse.ArgumentParser(prog="python -m pipeline.wasmbuild.importtest",
+                            description=(__doc__ or "").split("\n\n")[0]).parse_args(argv)
     try:
         test()
     except PipelineError as exc:
