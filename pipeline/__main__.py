@@ -118,6 +118,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
 def cmd_push(args: argparse.Namespace) -> int:
     """Seed the remote cache with what this checkout has built (up-to-date tasks only)."""
     from .engine.project import load_engine
+    from .engine.state import SELF_TEST_CHANGED
 
     engine = load_engine(args.root, project_layer())
     if engine.remote is None:
@@ -128,11 +129,16 @@ def cmd_push(args: argparse.Namespace) -> int:
         if task not in engine.graph.nodes:
             raise PipelineError(f"unknown task {task!r}")
         key = engine.keys.key(task)
-        if not engine.status(task).up_to_date or not engine.cache.has(key):
+        status = engine.status(task)
+        # an output whose self-test alone changed is still the one its key asks for
+        if not (status.up_to_date or status.reason == SELF_TEST_CHANGED) or not engine.cache.has(key):
             print(f"skipped {task}: not built here (or not in the local cache)")
             continue
         test_key = engine.keys.test_key(task)  # its self-test's pass travels with it
-        for entry in [key] + ([test_key] if test_key and engine.cache.has(test_key) else []):
+        passed = test_key is not None and engine.cache.has(test_key)
+        if test_key is not None and not passed:
+            print(f"{task}: its output only; its current self-test has not passed here (run doit first)")
+        for entry in [key] + ([test_key] if passed and test_key else []):
             result = engine.remote.push(entry, engine.cache)
             if result.warning:
                 raise PipelineError(f"{task}: {result.warning}")

@@ -171,3 +171,13 @@ def test_a_package_build_does_not_run_the_guest_runner_or_the_linker() -> None:
     assert "pipeline/runtime/wasm.py" not in build and "pipeline/wasmbuild/link.py" not in build
     test = import_closure({"pipeline.wasmbuild.importtest"}, StatCache(None))
     assert "pipeline/runtime/wasm.py" in test and "pipeline/wasmbuild/link.py" in test
+
+
+def test_push_sends_an_output_whose_self_test_alone_changed_but_no_pass_for_it(tmp_path: Path) -> None:
+    project, link, env = project_with_a_self_test(tmp_path)
+    link.write_text(link.read_text() + "\nEDITED_FOR_THE_SELF_TEST = True\n")
+    remote = tmp_path / "remote"
+    out = project.cli("push", "selftested", **env, PIPELINE_REMOTE_CACHE=f"file://{remote}").stdout
+    assert "its current self-test has not passed here" in out and "pushed 1 tasks" in out, out
+    key = json.loads((project.root / "build/.state/selftested.json").read_text())["key"]
+    assert sorted(path.name for path in (remote / "ac").iterdir()) == [key], "the output, and no pass"
