@@ -276,11 +276,16 @@ class Places:
         return note
 
 
+def fetch_if_missing(engine: Engine, key: str, what: str, at: Places, notes: list[str]) -> bool:
+    """Ask the remote for an entry the local cache lacks; True if it was downloaded."""
+    if engine.remote is None or engine.cache.has(key):
+        return False
+    return noted(what, engine.remote.fetch(key, engine.cache), at.log, notes)
+
+
 def try_restore(engine: Engine, key: str, at: Places, notes: list[str]) -> tuple[str, Manifest] | None:
     """Local cache, then remote: (outcome, manifest) with the output in staging, or None."""
-    fetched = False
-    if engine.remote is not None and not engine.cache.has(key):
-        fetched = noted("fetch", engine.remote.fetch(key, engine.cache), at.log, notes)
+    fetched = fetch_if_missing(engine, key, "fetch", at, notes)
     if not engine.cache.has(key):
         return None
     manifest, problem = engine.cache.restore(key, at.staging)
@@ -293,8 +298,7 @@ def try_restore(engine: Engine, key: str, at: Places, notes: list[str]) -> tuple
 
 def passed_before(engine: Engine, test_key: str, at: Places, notes: list[str]) -> bool:
     """Has an output of this key passed this very self-test (local cache, then remote)?"""
-    if engine.remote is not None and not engine.cache.has(test_key):
-        noted("fetch self-test pass", engine.remote.fetch(test_key, engine.cache), at.log, notes)
+    fetch_if_missing(engine, test_key, "fetch self-test pass", at, notes)
     return engine.cache.mark_used(test_key)
 
 
