@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
+import wasmtime
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -287,6 +288,31 @@ def build_freestanding_wasm(source: str, out: Path, *defines: str) -> Path:
          *[f"-D{d}" for d in defines], str(src), "-o", str(out)],
         check=True,
     )
+    return out
+
+
+# A module using the exception-handling proposal (exnref: tag, throw, try_table): a throw two
+# frames down is caught. wizer-initialize keeps its catch's value (9) in a global; _start exits
+# with that global plus its own catch's value (5): 14 from a snapshot, 5 from the plain module.
+EXCEPTIONS_WAT = """
+(module
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (tag $fail (param i32))
+  (memory (export "memory") 1)
+  (global $from_init (mut i32) (i32.const 0))
+  (func $throw (param i32) (throw $fail (local.get 0)))
+  (func $deep (param i32) (call $throw (local.get 0)))
+  (func $catch (param i32) (result i32)
+    (block $caught (result i32)
+      (try_table (catch $fail $caught) (call $deep (local.get 0)))
+      (i32.const 100)))
+  (func (export "wizer-initialize") (global.set $from_init (call $catch (i32.const 9))))
+  (func (export "_start") (call $exit (i32.add (global.get $from_init) (call $catch (i32.const 5))))))
+"""
+
+
+def build_exceptions_wasm(out: Path) -> Path:
+    out.write_bytes(wasmtime.wat2wasm(EXCEPTIONS_WAT))
     return out
 
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import PRINT_MESSAGE, REPO, build_freestanding_wasm
+from conftest import PRINT_MESSAGE, REPO, build_exceptions_wasm, build_freestanding_wasm
 
 from pipeline.runtime import wasm
 from pipeline.wasmbuild import codegen
@@ -184,3 +184,20 @@ def test_no_wasm_files_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "root").mkdir()
     ran = cli("--root", str(tmp_path / "root"), "--out", str(tmp_path / "cg"))
     assert ran.returncode == 2 and "no .wasm files" in ran.stderr
+
+
+def test_a_module_with_wasm_exceptions_compiles_for_every_target(progs: dict[str, Path], tmp_path: Path) -> None:
+    """Host and pulley (wasmtime-py) and another architecture (the CLI, `-W exceptions=y`); the host's runs."""
+    root = make_root(tmp_path, progs)
+    python = build_exceptions_wasm(root / "bin" / "python.wasm")
+    out = tmp_path / "cg"
+    host = wasm.make_engine()
+    codegen.generate(root, out, wasm.make_engine(for_run=False))
+    assert wasm.run_wasi(wasm.load_module(host, python, wasm.find_artifact(out, host, python)), host,
+                         wasm.WasiRun()) == 5
+    assert codegen.generate(root, out, wasm.make_engine("pulley64", for_run=False)).compiled
+    other = "x86_64" if wasm.host_triple().startswith("aarch64") else "aarch64"
+    ran = cli("--root", str(root), "--out", str(out), "--target", f"{other}-unknown-linux-gnu")
+    assert ran.returncode == 0, ran.stderr
+    index = json.loads((out / f"{other}-unknown-linux-gnu" / "index.json").read_text())
+    assert index["bin/python.wasm"]["fingerprint"]["exceptions"] is True

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, BuiltChain, checkout_copy, checkout_env, doit_in
+from conftest import REPO, BuiltChain, build_exceptions_wasm, checkout_copy, checkout_env, doit_in
 
 from pipeline.errors import ContractError, ExitCode, PipelineError
 from pipeline.preload import HASH_SEED_MAX
@@ -100,6 +100,18 @@ print(json.dumps({"environ": dict(os.environ), "environb": {k.decode(): v.decode
                   "reseeded": random.getstate() != frozen, "bad_argv_code": code, "orig_argv": sys.orig_argv,
                   "exit": [snapshot.exit_status(SystemExit(c)) for c in (None, 3, "msg")]}))
 """
+
+
+def test_wizer_snapshots_a_module_that_throws_and_catches(tmp_path: Path) -> None:
+    """wizer-initialize throws and catches (exceptions proposal); the snapshot keeps its result and
+    throws and catches again when called."""
+    root = tmp_path / "root"
+    (root / "bin").mkdir(parents=True)
+    build_exceptions_wasm(root / snapshot.PYTHON_WASM)
+    info = snapshot.make_snapshot(root, tmp_path / "snap", preload=[])
+    engine = wasm.make_engine()
+    taken = wasm.load_module(engine, tmp_path / "snap" / info.snapshot)
+    assert wasm.run_wasi(taken, engine, wasm.WasiRun()) == 9 + 5
 
 
 def test_per_call_refresh_in_host_python() -> None:

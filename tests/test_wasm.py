@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import shutil
 import subprocess
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import wasmtime
+from conftest import build_exceptions_wasm
 
 from pipeline.runtime import wasm
 
@@ -352,3 +354,16 @@ def test_engine_runs_wasm_simd_and_refuses_relaxed_simd(tmp_path: Path) -> None:
         wasm.load_module(engine, built["relaxed"])
     fp = wasm.compat_fingerprint(engine)
     assert fp["simd"] is True and fp["relaxed_simd"] is False
+
+
+def test_engine_runs_wasm_exceptions_and_keys_the_setting(tmp_path: Path) -> None:
+    """C++ throw and setjmp/longjmp compile to the exceptions proposal: on, and in every key."""
+    module = build_exceptions_wasm(tmp_path / "eh.wasm")
+    engine = wasm.make_engine()
+    assert engine.settings.exceptions is True
+    assert wasm.run_wasi(wasm.load_module(engine, module), engine, wasm.WasiRun()) == 5
+    without = wasm.WasmEngine(dataclasses.replace(engine.settings, exceptions=False))
+    with pytest.raises(wasmtime.WasmtimeError, match="exceptions proposal not enabled"):
+        wasm.load_module(without, module)
+    assert wasm.compat_fingerprint(engine)["exceptions"] is True
+    assert wasm.artifact_key(engine, module) != wasm.artifact_key(without, tmp_path / "eh.wasm")

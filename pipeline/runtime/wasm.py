@@ -62,6 +62,9 @@ class EngineSettings:
     # Relaxed SIMD is not emitted by our builds; off, no result can depend on the host CPU.
     simd: bool = True
     relaxed_simd: bool = False
+    # The exception-handling proposal (exnref): C++ exceptions and setjmp/longjmp in the
+    # guest. wasmtime turns it on by default since 47; set here so every key records it.
+    exceptions: bool = True
 
 
 class WasmEngine(wasmtime.Engine):
@@ -79,6 +82,7 @@ class WasmEngine(wasmtime.Engine):
         config.consume_fuel = settings.consume_fuel
         config.wasm_simd = settings.simd
         config.wasm_relaxed_simd = settings.relaxed_simd
+        config.wasm_exceptions = settings.exceptions
         config.target = settings.target
         super().__init__(config)
         self.settings = settings

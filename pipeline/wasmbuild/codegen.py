@@ -209,14 +209,22 @@ class CliCompiler:
 
     def compile(self, rel: str, source: Path, dest: Path) -> None:
         s = self.settings
-        flags = (f"epoch-interruption={'y' if s.epoch_interruption else 'n'},max-wasm-stack={s.max_wasm_stack},"
-                 f"async-stack-size={s.async_stack_size},simd={'y' if s.simd else 'n'},"
-                 f"relaxed-simd={'y' if s.relaxed_simd else 'n'}")
         with atomic_path(dest) as tmp:
-            argv = [str(self.exe), "compile", "--target", s.target, "-W", flags, str(source), "-o", str(tmp)]
+            argv = [str(self.exe), "compile", "--target", s.target, "-W", cli_wasm_flags(s), str(source),
+                    "-o", str(tmp)]
             proc = subprocess.run(argv, capture_output=True, text=True, check=False)
             if proc.returncode:
                 raise PipelineError(f"{rel}: wasmtime compile --target {s.target}: {proc.stderr.strip()}")
+
+
+def cli_wasm_flags(s: wasm.EngineSettings) -> str:
+    """The CLI's ``-W`` spelling of the settings make_engine gives wasmtime-py (fuel is run-only)."""
+    def yes(on: bool) -> str:
+        return "y" if on else "n"
+
+    return (f"epoch-interruption={yes(s.epoch_interruption)},max-wasm-stack={s.max_wasm_stack},"
+            f"async-stack-size={s.async_stack_size},simd={yes(s.simd)},relaxed-simd={yes(s.relaxed_simd)},"
+            f"exceptions={yes(s.exceptions)}")
 
 
 def make_codegen_engine(target: str | None) -> wasmtime.Engine:

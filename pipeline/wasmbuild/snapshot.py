@@ -38,7 +38,10 @@ PYTHON_WASM = Path("bin") / "python.wasm"
 # unknown-imports-trap: python.wasm imports the faasm host calls, which only the faasm host
 # defines; pre-initialization never calls them (if it did, it would trap). cli=y: WASI for the
 # init function (without it every WASI import is such a trap). No stdin, no host environment.
-WIZER_FLAGS = ("-W", "unknown-imports-trap=y", "-S", "cli=y", "-S", "inherit-stdin=n", "-S", "inherit-env=n")
+# exceptions=y: modules built with wasm exceptions (C++ throw, setjmp/longjmp) must parse and run in
+# wizer-initialize; it is the default since wasmtime 47, spelled out so the snapshot key holds it.
+WIZER_FLAGS = ("-W", "unknown-imports-trap=y,exceptions=y",
+               "-S", "cli=y", "-S", "inherit-stdin=n", "-S", "inherit-env=n")
 
 
 class SnapshotFailed(TaskFailed):
