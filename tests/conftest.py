@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import queue
 import shutil
@@ -18,6 +19,10 @@ from typing import TypeVar
 
 import pytest
 import wasmtime
+
+import pipeline
+from pipeline.wasmbuild.layer import wasm_settings
+from pipeline.wasmbuild.llvm import Toolchain
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -85,6 +90,8 @@ def make_project(tmp_path: Path, fixture: str = "basic") -> Project:
     root = tmp_path / "project"
     shutil.copytree(FIXTURES / fixture, root)
     shutil.copy(REPO / "dodo.py", root / "dodo.py")
+    with (root / "pipeline.yaml").open("a") as config:  # the checkout's LLVM: {{ tc.clang }} is the one installed
+        config.write(f"versions:\n  llvm: {json.dumps(CHECKOUT_SETTINGS.versions['llvm'])}\n")
     return Project(root, tmp_path / "cache")
 
 
@@ -184,7 +191,12 @@ def project(tmp_path: Path) -> Project:
     return make_project(tmp_path)
 
 
-CLANG_19 = shutil.which("clang-19")
+# The checkout's own toolchain (pipeline.yaml's versions.llvm): tests run the compilers builds run.
+# (from the pipeline package's checkout: this file is also copied out of the repo, test_markers.py)
+CHECKOUT_SETTINGS = wasm_settings(Path(pipeline.__file__).resolve().parent.parent)
+TOOLCHAIN = Toolchain.derive(CHECKOUT_SETTINGS.target, CHECKOUT_SETTINGS.llvm_major, "")
+CLANG = shutil.which(TOOLCHAIN.clang)
+NEEDS_CLANG = f"needs {TOOLCHAIN.clang} (pipeline.yaml's toolchain packages: python -m pipeline provision)"
 
 
 # ---------------------------------------------------------------- the real chain (e2e)
@@ -279,12 +291,12 @@ def build_freestanding_wasm(source: str, out: Path, *defines: str) -> Path:
 
     Same flags as tests/test_wasm.py: WASI imports are declared by the program itself.
     """
-    if CLANG_19 is None:
-        pytest.skip("clang-19 not installed")
+    if CLANG is None:
+        pytest.skip(NEEDS_CLANG)
     src = out.with_suffix(".c")
     src.write_text(source)
     subprocess.run(
-        [CLANG_19, "--target=wasm32-wasi", "-nostdlib", "-O2", "-Wl,--no-entry", "-Wl,--export=_start",
+        [CLANG, "--target=wasm32-wasi", "-nostdlib", "-O2", "-Wl,--no-entry", "-Wl,--export=_start",
          *[f"-D{d}" for d in defines], str(src), "-o", str(out)],
         check=True,
     )

@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import CLANG_19, Project
+from conftest import CLANG, TOOLCHAIN, Project
 
 from pipeline.engine.layer import RemoteSpec
 from pipeline.paths import Paths
@@ -25,12 +25,12 @@ from pipeline.wasmbuild.compilecache import (
     stored_bytes,
 )
 
-pytestmark = pytest.mark.skipif(CLANG_19 is None or shutil.which("ccache") is None,
-                                reason="needs clang-19 and ccache (pipeline.yaml's toolchain packages)")
+pytestmark = pytest.mark.skipif(CLANG is None or shutil.which("ccache") is None,
+                                reason=f"needs {TOOLCHAIN.clang} and ccache (pipeline.yaml's toolchain packages)")
 
 SOURCE = ('#include "config.h"\nint answer(void) { return ANSWER + __LINE__; }\n'
           'const char *where(void) { return __FILE__; }\n')
-COMPILE = ["clang-19", "--target=wasm32-wasi", "-nostdlib", "-O2", "-g", "-c", "src/answer.c", "-o", "answer.o"]
+COMPILE = [TOOLCHAIN.clang, "--target=wasm32-wasi", "-nostdlib", "-O2", "-g", "-c", "src/answer.c", "-o", "answer.o"]
 
 
 def checkout(root: Path, answer: int = 42) -> Path:
@@ -48,7 +48,7 @@ def compile_in(root: Path, cache: Path, max_size: str = "1G", cached: bool = Tru
     (work / STATS_LOG).unlink(missing_ok=True)
     env = dict(os.environ)
     if cached:
-        env.update(compile_cache_env(Paths(root, cache), "19", max_size, work, remote))
+        env.update(compile_cache_env(Paths(root, cache), TOOLCHAIN.compilers(), max_size, work, remote))
     subprocess.run([*COMPILE, f"-ffile-prefix-map={root}=."], cwd=root, env=env, check=True)
     return (root / "answer.o").read_bytes(), compile_counts(work)
 
@@ -84,12 +84,12 @@ def test_the_cache_keeps_to_its_bound(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     root = tmp_path / "a"
     (root / "work").mkdir(parents=True)
-    env = {**os.environ, **compile_cache_env(Paths(root, cache), "19", "1M", root / "work")}
+    env = {**os.environ, **compile_cache_env(Paths(root, cache), TOOLCHAIN.compilers(), "1M", root / "work")}
     for index in range(20):
         source = root / f"blob{index}.c"
         source.write_text(f"const unsigned char blob{index}[] = {{{','.join(map(str, os.urandom(100_000)))}}};\n")
-        subprocess.run(["clang-19", "--target=wasm32-wasi", "-nostdlib", "-c", source.name, "-o", f"blob{index}.o"],
-                       cwd=root, env=env, check=True)
+        subprocess.run([TOOLCHAIN.clang, "--target=wasm32-wasi", "-nostdlib", "-c", source.name,
+                        "-o", f"blob{index}.o"], cwd=root, env=env, check=True)
     assert compile_counts(root / "work")["compile cache misses"] == 20
     kept = sum(path.stat().st_size for path in cache_dir(Paths(root, cache)).rglob("*") if path.is_file())
     assert kept <= 1_000_000, f"{kept} bytes kept in a 1 MB compile cache"
@@ -97,7 +97,7 @@ def test_the_cache_keeps_to_its_bound(tmp_path: Path) -> None:
 
 def test_off_compiles_without_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PIPELINE_COMPILE_CACHE", "0")
-    assert compile_cache_env(Paths(tmp_path, tmp_path / "cache"), "19", "1G", tmp_path) == {}
+    assert compile_cache_env(Paths(tmp_path, tmp_path / "cache"), TOOLCHAIN.compilers(), "1G", tmp_path) == {}
 
 
 RECIPE = """\
@@ -109,7 +109,7 @@ source:
 build:
   script: |
     echo answer >> "$COUNT_FILE"
-    clang-19 --target=wasm32-wasi -nostdlib -O2 -c answer.c -o "$OUT/answer.o"  # {tag}
+    {{{{ tc.clang }}}} --target=wasm32-wasi -nostdlib -O2 -c answer.c -o "$OUT/answer.o"  # {tag}
 outputs: [answer.o]
 """
 
@@ -174,7 +174,8 @@ def test_the_hosts_compiler_goes_through_it_too(tmp_path: Path) -> None:
     for name in ("a", "b"):
         root = checkout(tmp_path / name)
         (root / "work").mkdir()
-        env = {**os.environ, **compile_cache_env(Paths(root, tmp_path / "cache"), "19", "1G", root / "work")}
+        cache_env = compile_cache_env(Paths(root, tmp_path / "cache"), TOOLCHAIN.compilers(), "1G", root / "work")
+        env = {**os.environ, **cache_env}
         subprocess.run(["cc", "-O2", "-c", "src/answer.c", "-o", "answer.o"], cwd=root, env=env, check=True)
         counted.append(compile_counts(root / "work"))
     assert counted == [{"compile cache hits": 0, "compile cache misses": 1},

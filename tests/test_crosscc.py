@@ -1,4 +1,4 @@
-"""crosscc and the package builder's extension list, with the real LLVM 19 but no chain.
+"""crosscc and the package builder's extension list, with the real LLVM (the toolchain's) but no chain.
 
 A tiny "extension" is compiled and "linked" the way a build backend would do it, through
 crosscc, with its settings in the one $PIPELINE_CROSS variable the package builder sets.
@@ -13,14 +13,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import CLANG, NEEDS_CLANG, REPO, TOOLCHAIN
 
 from pipeline.errors import ExitCode
 from pipeline.wasmbuild.contracts import ExtensionList
 from pipeline.wasmbuild.crossargs import CompileEvent, CrossSettings, ExtensionEvent, read_events
 from pipeline.wasmbuild.pypackage import collect_extensions
 
-pytestmark = pytest.mark.skipif(shutil.which("clang-19") is None, reason="needs LLVM 19 (the toolchain's packages)")
+pytestmark = pytest.mark.skipif(CLANG is None, reason=NEEDS_CLANG)
 
 SOURCE = """\
 typedef struct _object PyObject;
@@ -37,8 +37,8 @@ def crosscc(mode: str, *args: str, cwd: Path, env: dict[str, str]) -> subprocess
 
 
 def settings(log: Path) -> CrossSettings:
-    return CrossSettings(cc=("clang-19", "--target=wasm32-wasi", "-nostdlib"), cxx=("clang++-19",),
-                         cflags=("-O2",), cxxflags=(), ar="llvm-ar-19", nm="llvm-nm-19", ld="wasm-ld-19",
+    return CrossSettings(cc=(TOOLCHAIN.clang, "--target=wasm32-wasi", "-nostdlib"), cxx=(TOOLCHAIN.compilers()[1],),
+                         cflags=("-O2",), cxxflags=(), ar=TOOLCHAIN.ar, nm=TOOLCHAIN.nm, ld=TOOLCHAIN.ld,
                          log=str(log), drop_includes=("/host/include/python3.13",))
 
 
@@ -59,13 +59,13 @@ def test_an_extension_becomes_a_one_member_archive_with_a_unique_init(tmp_path: 
     assert [type(e) for e in events] == [CompileEvent, ExtensionEvent]
     compile_event, extension = events
     assert isinstance(compile_event, CompileEvent) and isinstance(extension, ExtensionEvent)
-    assert compile_event.argv[:4] == ("clang-19", "--target=wasm32-wasi", "-nostdlib", "-O2")
+    assert compile_event.argv[:4] == (TOOLCHAIN.clang, "--target=wasm32-wasi", "-nostdlib", "-O2")
     assert not {"-fPIC", "-I/usr/include", "-I/host/include/python3.13"} & set(compile_event.argv)
     assert (extension.module, extension.init, extension.cxx) == ("pkg._speedups", "PyInit_pkg___speedups", False)
 
     archive = src / SO
     assert archive.read_bytes()[:8] == b"!<arch>\n"
-    symbols = subprocess.run(["llvm-nm-19", "--defined-only", "--extern-only", "-j", str(archive)],
+    symbols = subprocess.run([TOOLCHAIN.nm, "--defined-only", "--extern-only", "-j", str(archive)],
                              capture_output=True, text=True, check=True).stdout.split()
     # only the renamed init stays global: two packages may both define helper_shared_name
     assert [s for s in symbols if not s.endswith(":")] == ["PyInit_pkg___speedups"]

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import REPO
 
-from pipeline.engine.config import ProjectConfig
+from pipeline.engine.config import ProjectConfig, version_major
 from pipeline.engine.graph import DependencyCycle, Graph, build_graph, topological_order
 from pipeline.engine.hashing import StatCache
 from pipeline.engine.keys import KeyComputer, make_portable
@@ -18,11 +20,11 @@ from pipeline.engine.render import project_vars, render_recipe
 from pipeline.engine.spec import Recipe, pick_builder
 from pipeline.errors import RecipeError
 from pipeline.paths import Paths
-from pipeline.wasmbuild.layer import WASM_LAYER
+from pipeline.wasmbuild.layer import WASM_LAYER, wasm_settings
 from pipeline.wasmbuild.settings import WasmSettings
 
-CONFIG = ProjectConfig(versions={"python": "3.13.5"})
-SETTINGS = WasmSettings(llvm_version="19", toolchain_recipe=None)
+CONFIG = ProjectConfig(versions={"python": "3.13.5", "llvm": "1:19.1.7-3~deb12u1"})
+SETTINGS = WasmSettings(versions=CONFIG.versions, toolchain_recipe=None)
 
 
 def wasm_layer(root: Path, settings: WasmSettings = SETTINGS) -> Layer:
@@ -91,7 +93,7 @@ def render(tmp_path: Path, *entries: RecipeFile, task: str) -> Recipe:
 
 
 def test_templates_see_config_tc_deps_and_versions(tmp_path: Path) -> None:
-    script = ('{{ tc.cc }} | {{ tc.nm }} | {{ config.llvm_version }} | {{ deps.libc.out }} | '
+    script = ('{{ tc.cc }} | {{ tc.nm }} | {{ tc.llvm_major }} | {{ deps.libc.out }} | '
               '{{ config.versions.python | major_minor }} | {{ name }}-{{ version }}')
     rendered = render(tmp_path, recipe_file(tmp_path, "libc"),
                       recipe_file(tmp_path, "app", depends=["libc"], build={"script": script},
@@ -178,12 +180,12 @@ def test_tool_code_run_by_a_step_is_in_its_key(tmp_path: Path) -> None:
     assert "pipeline/wasmbuild/crossargs.py" not in tools, "nor does an edit of the compiler stand-ins' settings"
 
 
-def test_the_toolchain_fingerprint_follows_llvm_version(tmp_path: Path) -> None:
+def test_the_toolchain_fingerprint_follows_versions_llvm(tmp_path: Path) -> None:
     settings = SETTINGS.model_copy(update={"toolchain_recipe": "toolchain"})
     assert wasm_layer(tmp_path, settings).fingerprinted_tools() == FingerprintedTools(
         "toolchain", ["clang-19", "wasm-ld-19", "llvm-ar-19"])
     assert wasm_layer(tmp_path).fingerprinted_tools() is None, "toolchain-recipe: null fingerprints nothing"
-    twenty = wasm_layer(tmp_path, settings.model_copy(update={"llvm_version": "20"}))
+    twenty = wasm_layer(tmp_path, settings.model_copy(update={"versions": {"llvm": "1:20.1.0-1"}}))
     assert twenty.template_vars()["tc"]["cc"].startswith("clang-20 ")
 
 
@@ -194,3 +196,15 @@ def test_the_layers_code_is_in_every_key_the_engines_is_not(tmp_path: Path) -> N
     wasm = {"pipeline/wasmbuild/layer.py", "pipeline/wasmbuild/settings.py", "pipeline/wasmbuild/llvm.py"}
     assert wasm <= set(layer_code)
     assert not [path for path in layer_code if path.startswith("pipeline/engine/")]
+
+
+def test_one_llvm_version_names_every_pin_and_tool() -> None:
+    """pipeline.yaml names the LLVM version once: the Debian pins and the tool names derive from it."""
+    assert version_major("1:22.1.8-1~deb12u1") == "22" and version_major("3.13.5") == "3"
+    config = ProjectConfig(versions={"llvm": "1:22.1.8-1~deb12u1"},
+                           toolchain_packages=["clang-{llvm.major}={llvm}", "ccache=4.8"])
+    assert config.toolchain_packages == ["clang-22=1:22.1.8-1~deb12u1", "ccache=4.8"]
+    text = (REPO / "pipeline.yaml").read_text()
+    llvm = wasm_settings(REPO).versions["llvm"]
+    assert text.count(llvm) == 1, "the LLVM version is written once"
+    assert not re.search(r"(clang|lld|llvm|libclang-rt|libc\+\+(abi)?)-[0-9]+\b", text), "no pin repeats it"

@@ -1,7 +1,7 @@
 """pipeline.wasmbuild.link refuses a global symbol that two packages both define.
 
-Each package is a real wasm32 static archive compiled with clang-19 and listed in its
-extensions.json, as the python-package builder leaves it; llvm-nm-19 reads the symbols.
+Each package is a real wasm32 static archive compiled with the toolchain's clang and listed in its
+extensions.json, as the python-package builder leaves it; its llvm-nm reads the symbols.
 """
 
 from __future__ import annotations
@@ -12,15 +12,15 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import CLANG_19, REPO
+from conftest import CLANG, NEEDS_CLANG, REPO, TOOLCHAIN
 
 from pipeline.errors import PipelineError
 from pipeline.wasmbuild import link
 from pipeline.wasmbuild.contracts import Extension, ExtensionList, RelinkKit
 
-NM = shutil.which("llvm-nm-19")
-AR = shutil.which("llvm-ar-19")
-pytestmark = pytest.mark.skipif(None in (CLANG_19, NM, AR), reason="clang-19, llvm-nm-19 and llvm-ar-19 needed")
+NM = shutil.which(TOOLCHAIN.nm)
+AR = shutil.which(TOOLCHAIN.ar)
+pytestmark = pytest.mark.skipif(None in (CLANG, NM, AR), reason=NEEDS_CLANG)
 
 
 def package(root: Path, name: str, source: str) -> Path:
@@ -31,8 +31,8 @@ def package(root: Path, name: str, source: str) -> Path:
     src = folder / "ext.c"
     src.write_text(f"{source}\nvoid *{init}(void) {{ return 0; }}\n")
     obj = folder / "ext.o"
-    subprocess.run([CLANG_19 or "clang-19", "--target=wasm32-wasi", "-O0", "-c", str(src), "-o", str(obj)], check=True)
-    subprocess.run([AR or "llvm-ar-19", "rcs", str(folder / f"static/{name}._ext.a"), str(obj)], check=True)
+    subprocess.run([str(CLANG), "--target=wasm32-wasi", "-O0", "-c", str(src), "-o", str(obj)], check=True)
+    subprocess.run([str(AR), "rcs", str(folder / f"static/{name}._ext.a"), str(obj)], check=True)
     ExtensionList(extensions=[Extension(module=f"{name}._ext", init=init, archive=f"static/{name}._ext.a",
                                         cxx=False)]).write(folder / "extensions.json")
     return folder
@@ -57,13 +57,13 @@ def packages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def test_distinct_globals_and_same_named_statics_do_not_clash(packages: dict[str, Path]) -> None:
     extensions = link.read_extensions([packages["alpha"], packages["gamma"]])
     assert [e.module for e in extensions] == ["alpha._ext", "gamma._ext"]
-    assert "crc_table" in link.defined_globals(extensions[0].archive, NM or "llvm-nm-19")
-    link.check_symbol_clashes(extensions, NM or "llvm-nm-19")  # no error
+    assert "crc_table" in link.defined_globals(extensions[0].archive, str(NM))
+    link.check_symbol_clashes(extensions, str(NM))  # no error
 
 
 def test_a_global_two_packages_define_is_refused_naming_it_and_them(packages: dict[str, Path]) -> None:
     with pytest.raises(PipelineError, match=r"^global symbol clash between packages: crc_table \(alpha and beta\)$"):
-        link.check_symbol_clashes(link.read_extensions([packages["alpha"], packages["beta"]]), NM or "llvm-nm-19")
+        link.check_symbol_clashes(link.read_extensions([packages["alpha"], packages["beta"]]), str(NM))
 
 
 def test_link_command_refuses_before_linking(packages: dict[str, Path], tmp_path: Path) -> None:
@@ -75,7 +75,7 @@ def test_link_command_refuses_before_linking(packages: dict[str, Path], tmp_path
     proc = subprocess.run(
         [sys.executable, "-m", "pipeline.wasmbuild.link", "--cpython", str(tmp_path / "cpython"),
          "--package", str(packages["gamma"]), "--package", str(packages["alpha"]), "--package", str(packages["beta"]),
-         "--cc", f"{CLANG_19} --target=wasm32-wasi", "--nm", NM or "llvm-nm-19", "--work", str(tmp_path / "work"),
+         "--cc", f"{CLANG} --target=wasm32-wasi", "--nm", str(NM), "--work", str(tmp_path / "work"),
          "-o", str(out)],
         cwd=REPO, capture_output=True, text=True, check=False, timeout=120,
     )

@@ -192,8 +192,12 @@ MORE_CASES = {
                                       "pipeline.yaml: snapshot-preload: '1x' is not a module name"),
     "wasm setting: compile cache size": Case(config("compile-cache-size: lots\n"),
                                              "pipeline.yaml: compile-cache-size: 'lots' is not a size"),
-    "wasm setting: version read as a number": Case(
-        config("llvm-version: 19\n"), "pipeline.yaml: llvm-version: YAML read this version as the number 19"),
+    "pin names a version not pinned": Case(
+        config("versions:\n  llvm: '1:22.1.8-1'\ntoolchain-packages: ['clang-{llvm.major}={llvm}', 'lld={lld}']\n"),
+        "pipeline.yaml: toolchain-packages: 'lld={lld}': {lld} is not in versions (llvm)"),
+    "toolchain without an llvm version": Case(
+        write("pipeline.yaml", "toolchain-recipe: toolchain\nsysroot-recipe: null\n"),
+        "pipeline.yaml: versions: needs llvm, the Debian version of the LLVM toolchain"),
     "config version read as a number": Case(
         config("versions:\n  python: 3.10\n"),
         'pipeline.yaml: versions: YAML read this version of python as the number 3.1, which may not be what is '

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import Project
+from conftest import CLANG, NEEDS_CLANG, REPO, TOOLCHAIN, Project
 
 from pipeline.engine.builders import build_script
 from pipeline.engine.spec import Recipe, canonical_name
@@ -21,11 +21,10 @@ from pipeline.engine.treebuild import select
 from pipeline.errors import PipelineError
 from pipeline.paths import Paths
 from pipeline.wasmbuild import emcompat
-from pipeline.wasmbuild.layer import WASM_LAYER
+from pipeline.wasmbuild.layer import WASM_LAYER, wasm_settings
 from pipeline.wasmbuild.pypackage import check_no_compiled_sources, expand_variables, split_ldflags
-from pipeline.wasmbuild.settings import WasmSettings
 
-LAYER = WASM_LAYER.bind(WasmSettings(), Paths(root=Path("/p"), cache=Path("/c")))
+LAYER = WASM_LAYER.bind(wasm_settings(REPO), Paths(root=Path("/p"), cache=Path("/c")))
 
 
 def tree_recipe(tree: Path, folder: str, text: str) -> None:
@@ -95,7 +94,7 @@ def test_emscripten_options_are_dropped_and_the_rest_kept() -> None:
         "-O2", "-DX=1", "-c", "a.c", "-o", "a.o"]
 
 
-@pytest.mark.skipif(shutil.which("clang-19") is None, reason="needs LLVM 19")
+@pytest.mark.skipif(CLANG is None, reason=NEEDS_CLANG)
 def test_stand_ins_compile_archive_and_collect_a_library(tmp_path: Path) -> None:
     """emcc/emar/emcc -shared through the stand-ins with the real clang; collect keeps what was added."""
     work, out, library_dir = tmp_path / "work", tmp_path / "out", tmp_path / "work" / "wasm-library"
@@ -103,9 +102,10 @@ def test_stand_ins_compile_archive_and_collect_a_library(tmp_path: Path) -> None
     (library_dir / "include" / "from_host.h").write_text("#define HOST 1\n")
     (work / "emcompat").mkdir()
     (work / "emcompat" / "host.json").write_text(json.dumps({"placed": ["include/from_host.h"], "host": []}))
-    settings = emcompat.EmSettings(cc=["clang-19", "--target=wasm32-wasi", "-I" + str(library_dir / "include")],
-                                   cxx=["clang++-19", "--target=wasm32-wasi"], cxx_link=[], ar="llvm-ar-19",
-                                   ranlib="llvm-ranlib-19", nm="llvm-nm-19", strip="llvm-strip-19",
+    tc = TOOLCHAIN
+    settings = emcompat.EmSettings(cc=[tc.clang, "--target=wasm32-wasi", "-I" + str(library_dir / "include")],
+                                   cxx=[tc.compilers()[1], "--target=wasm32-wasi"], cxx_link=[], ar=tc.ar,
+                                   ranlib=tc.ranlib, nm=tc.nm, strip=tc.strip,
                                    target="wasm32-wasi", config_site="", cmake_toolchain="",
                                    library_dir=str(library_dir))
     env = {**os.environ, emcompat.EMCOMPAT_ENV: json.dumps(settings.__dict__), "WORK": str(work), "OUT": str(out),
@@ -172,5 +172,5 @@ def test_a_failed_recipe_is_reported_by_its_most_telling_line(tmp_path: Path) ->
     log.write_text("Traceback (most recent call last):\nModuleNotFoundError: No module named 'js'\n"
                    "error: import test failed inside wasm (exit 1)\n")
     assert failure_reason(log) == "ModuleNotFoundError: No module named 'js'"
-    log.write_text("+ make\nwasm-ld-19: error: undefined symbol: dlopen\nmake: *** [all] Error 1\n")
-    assert failure_reason(log) == "wasm-ld-19: error: undefined symbol: dlopen", "the linker is named"
+    log.write_text(f"+ make\n{TOOLCHAIN.ld}: error: undefined symbol: dlopen\nmake: *** [all] Error 1\n")
+    assert failure_reason(log) == f"{TOOLCHAIN.ld}: error: undefined symbol: dlopen", "the linker is named"

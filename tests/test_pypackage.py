@@ -30,7 +30,7 @@ def test_the_package_builder_reads_what_the_engine_wrote(tmp_path: Path, monkeyp
     assert ctx.recipe == engine.rendered["packages:numpy"], "the validated Recipe itself, not a dict"
     assert ctx.cpython == str(engine.paths.output_dir("build_cpython"))
     assert ctx.source_sha256 == engine.rendered["packages:numpy"].source.sha256  # type: ignore[union-attr]
-    assert ctx.toolchain.llvm_version == engine.layer.settings.llvm_version  # type: ignore[attr-defined]
+    assert ctx.toolchain.llvm_major == engine.layer.settings.llvm_major  # type: ignore[attr-defined]
 
     monkeypatch.setenv("PROJECT_ROOT", str(REPO))
     env = pypackage.cross_env(ctx, INFO, tmp_path, tmp_path / "cross.jsonl")

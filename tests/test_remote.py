@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from conftest import Project, make_project, recorded_sleeps, serving_in_thread
+from conftest import CLANG, TOOLCHAIN, Project, make_project, recorded_sleeps, serving_in_thread
 
 from pipeline.engine.cache import ArtifactCache
 from pipeline.engine.remote import FileStore, RemoteCache, RemoteError, parse_entry, remote_from
@@ -448,7 +448,7 @@ def test_readonly_variable_is_read_one_way_everywhere(monkeypatch: pytest.Monkey
     assert remote is not None and not remote.readonly
 
 
-@pytest.mark.skipif(shutil.which("ccache") is None or shutil.which("clang-19") is None, reason="needs ccache, clang-19")
+@pytest.mark.skipif(shutil.which("ccache") is None or CLANG is None, reason=f"needs ccache, {TOOLCHAIN.clang}")
 def test_compiles_are_shared_through_an_http_remote(nginx: tuple[int, Path], tmp_path: Path) -> None:
     """The compile cache's remote storage on the same nginx (WebDAV PUT) as the artifacts: a
     machine with an empty compile cache gets another machine's compile from it, the same bytes."""

@@ -9,12 +9,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import REPO, Project, make_project
+from conftest import CLANG, NEEDS_CLANG, REPO, Project, make_project
 
 from pipeline.engine.outputs import TreeDiff, compare_trees, path_leaks
 from pipeline.engine.repro import DEEPER, SECOND_ORIGIN, TaskResult, explain_difference, report
 
-needs_llvm = pytest.mark.skipif(shutil.which("clang-19") is None, reason="needs LLVM 19 (the toolchain's packages)")
+needs_llvm = pytest.mark.skipif(CLANG is None, reason=NEEDS_CLANG)
 
 
 def relocatable_project(tmp_path: Path, name: str, cache: Path) -> Project:

@@ -8,23 +8,23 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import CLANG, NEEDS_CLANG, REPO, TOOLCHAIN
 
 from pipeline.errors import PipelineError
 from pipeline.wasmbuild.llvm import Toolchain
 from pipeline.wasmbuild.toolchain import TemplatePaths, fill_template, write_exec_wrapper
 
-TC = Toolchain.derive("wasm32-wasi", "19", "/opt/sysroot")
+TC = Toolchain.derive("wasm32-wasi", TOOLCHAIN.llvm_major, "/opt/sysroot")
 ABSOLUTE = TemplatePaths(bin_dir=Path("/t/bin"), sysroot=Path("/opt/sysroot"))
 
 
 def test_cross_files_name_this_targets_tools(tmp_path: Path) -> None:
     meson = fill_template(REPO / "toolchain/meson-cross.ini.in", TC, ABSOLUTE, tmp_path / "meson-cross.ini")
     text = meson.read_text()
-    assert "bin = '/t/bin'" in text and "c = [bin / 'wasm32-wasi-cc']" in text and "ar = 'llvm-ar-19'" in text
+    assert "bin = '/t/bin'" in text and "c = [bin / 'wasm32-wasi-cc']" in text and f"ar = '{TC.ar}'" in text
     assert "sysroot = '/opt/sysroot'" in text and "@" not in text.replace("@DIRNAME@", "")
     cmake = fill_template(REPO / "toolchain/cmake-toolchain.cmake.in", TC, ABSOLUTE, tmp_path / "x.cmake")
-    assert 'set(CMAKE_RANLIB "llvm-ranlib-19")' in cmake.read_text()
+    assert f'set(CMAKE_RANLIB "{TC.ranlib}")' in cmake.read_text()
 
 
 def test_installed_cross_files_name_paths_relative_to_themselves(tmp_path: Path) -> None:
@@ -52,12 +52,13 @@ def test_a_wrapper_runs_its_command_with_the_callers_arguments(tmp_path: Path) -
     assert out == "it's me ['a b', 'c']\n"
 
 
-@pytest.mark.skipif(shutil.which("clang-19") is None, reason="needs LLVM 19 (the toolchain's packages)")
+@pytest.mark.skipif(CLANG is None, reason=NEEDS_CLANG)
 def test_install_writes_every_declared_output(tmp_path: Path) -> None:
     root = tmp_path / "checkout"
     out, prefix = root / "build/.staging/toolchain", root / "build/toolchain"
     proc = subprocess.run(
-        [sys.executable, "-m", "pipeline.wasmbuild.toolchain", "--target", "wasm32-wasi", "--llvm-version", "19",
+        [sys.executable, "-m", "pipeline.wasmbuild.toolchain", "--target", "wasm32-wasi",
+         "--llvm-major", TOOLCHAIN.llvm_major,
          "--sysroot", str(root / "build/malloc/sysroot"), "--source-root", str(root),
          "--templates", str(REPO / "toolchain"), "--out", str(out), "--prefix", str(prefix)],
         cwd=REPO, capture_output=True, text=True, check=False,
@@ -66,19 +67,21 @@ def test_install_writes_every_declared_output(tmp_path: Path) -> None:
     for name in ("toolchain.json", "versions.txt", "meson-cross.ini", "cmake-toolchain.cmake", "config.site"):
         assert (out / name).is_file(), name
         assert str(tmp_path) not in (out / name).read_text(), f"{name} holds the checkout's path"
-    assert Toolchain.read(out / "toolchain.json") == Toolchain.derive("wasm32-wasi", "19", "../malloc/sysroot")
-    assert "clang version 19" in (out / "versions.txt").read_text()
+    portable = Toolchain.derive("wasm32-wasi", TOOLCHAIN.llvm_major, "../malloc/sysroot")
+    assert Toolchain.read(out / "toolchain.json") == portable
+    assert f"clang version {TOOLCHAIN.llvm_major}." in (out / "versions.txt").read_text()
     assert "bin = '@DIRNAME@' / 'bin'" in (out / "meson-cross.ini").read_text()
     for wrapper in (out / "bin").iterdir():
         assert str(tmp_path) not in wrapper.read_text(), f"{wrapper.name} holds the checkout's path"
 
 
-@pytest.mark.skipif(shutil.which("clang-19") is None, reason="needs LLVM 19 (the toolchain's packages)")
+@pytest.mark.skipif(CLANG is None, reason=NEEDS_CLANG)
 def test_a_moved_toolchain_compiles_against_its_own_checkouts_sysroot(tmp_path: Path) -> None:
     """The wrappers find the sysroot from where they are, and map the checkout's path away."""
     first = tmp_path / "one"
     subprocess.run(
-        [sys.executable, "-m", "pipeline.wasmbuild.toolchain", "--target", "wasm32-wasi", "--llvm-version", "19",
+        [sys.executable, "-m", "pipeline.wasmbuild.toolchain", "--target", "wasm32-wasi",
+         "--llvm-major", TOOLCHAIN.llvm_major,
          "--sysroot", str(first / "build/malloc/sysroot"), "--source-root", str(first),
          "--templates", str(REPO / "toolchain"), "--out", str(first / "build/toolchain"),
          "--prefix", str(first / "build/toolchain")], cwd=REPO, check=True, capture_output=True)

@@ -1,10 +1,9 @@
-"""Tests for pipeline.wasm with tiny freestanding wasm32-wasi programs (clang-19)."""
+"""Tests for pipeline.wasm with tiny freestanding wasm32-wasi programs (the toolchain's clang)."""
 
 from __future__ import annotations
 
 import dataclasses
 import importlib.metadata
-import shutil
 import subprocess
 import sys
 import threading
@@ -13,12 +12,11 @@ from pathlib import Path
 
 import pytest
 import wasmtime
-from conftest import build_exceptions_wasm
+from conftest import CLANG, NEEDS_CLANG, build_exceptions_wasm
 
 from pipeline.runtime import wasm
 
-CLANG = shutil.which("clang-19")
-pytestmark = pytest.mark.skipif(CLANG is None, reason="clang-19 not installed")
+pytestmark = pytest.mark.skipif(CLANG is None, reason=NEEDS_CLANG)
 ROOT = Path(__file__).resolve().parents[1]
 
 SOURCE = r"""
@@ -81,7 +79,7 @@ def _build(directory: Path, name: str, *defines: str) -> Path:
     out = directory / f"{name}.wasm"
     subprocess.run(
         [
-            CLANG or "clang-19",
+            str(CLANG),
             "--target=wasm32-wasi",
             "-nostdlib",
             "-O2",
@@ -346,7 +344,7 @@ def test_engine_runs_wasm_simd_and_refuses_relaxed_simd(tmp_path: Path) -> None:
     built = {}
     for name, flags in (("simd", ["-msimd128"]), ("relaxed", ["-msimd128", "-mrelaxed-simd", "-DRELAXED"])):
         built[name] = tmp_path / f"{name}.wasm"
-        subprocess.run([CLANG or "clang-19", "--target=wasm32-wasi", "-nostdlib", "-O2", "-Wl,--no-entry",
+        subprocess.run([str(CLANG), "--target=wasm32-wasi", "-nostdlib", "-O2", "-Wl,--no-entry",
                         "-Wl,--export=_start", *flags, str(src), "-o", str(built[name])], check=True)
     engine = wasm.make_engine()
     assert wasm.run_wasi(wasm.load_module(engine, built["simd"]), engine, wasm.WasiRun()) == 14

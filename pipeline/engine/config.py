@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 from urllib.parse import urlparse
 
 import yaml
-from pydantic import AfterValidator, Field, ValidationError, field_validator
+from pydantic import AfterValidator, Field, ValidationError, ValidationInfo, field_validator
 
 from ..errors import PipelineError, RecipeError
 from ..paths import Paths
@@ -56,6 +57,26 @@ REMOTE_SCHEMES = ("http", "https", "file", "s3")
 
 
 MIRROR_SCHEMES = ("http", "https", "file")
+# In a package pin, `{name}` is `versions.name` and `{name.major}` its major (version_major).
+VERSION_PLACEHOLDER = re.compile(r"\{([\w-]+)(\.major)?\}")
+
+
+def version_major(version: str) -> str:
+    """The first component of a version's upstream part: `1:22.1.8-1~deb12u1` -> `22` (Debian's
+    epoch and revision dropped), `3.13.5` -> `3`."""
+    upstream = version.split(":", 1)[1] if re.match(r"^[0-9]+:", version) else version
+    return re.split(r"[.~+-]", upstream, maxsplit=1)[0]
+
+
+def expand_versions(text: str, versions: dict[str, str]) -> str:
+    """`text` with each `{name}`/`{name.major}` replaced from `versions`; an unknown name is an error."""
+    def replace(match: re.Match[str]) -> str:
+        name, major = match.group(1), match.group(2)
+        if name not in versions:
+            raise ValueError(f"{text!r}: {{{name}}} is not in versions ({', '.join(sorted(versions)) or 'none'})")
+        return version_major(versions[name]) if major else versions[name]
+
+    return VERSION_PLACEHOLDER.sub(replace, text)
 
 
 def check_mirror_base(url: str) -> str:
@@ -82,7 +103,9 @@ class ProjectConfig(Spec):
     remote_cache: str | None = None  # shared cache URL (http(s)://, file://, s3://); $PIPELINE_REMOTE_CACHE wins
     remote_readonly: bool = False  # fetch only; $PIPELINE_REMOTE_READONLY=1 forces it
     versions: dict[str, str] = {}  # pinned versions, for templates
-    toolchain_packages: list[str] = []  # apt pins, `name=version`
+    # apt pins, `name=version`; `{name}` and `{name.major}` stand for a `versions` entry, so one
+    # pinned version names every package of a family (`clang-{llvm.major}={llvm}`)
+    toolchain_packages: list[str] = []
     system_packages: list[str] = []  # apt names, any version (build tools)
     # Where a pinned source is looked for when its recipe's url fails, after the PyPI JSON API's
     # sha256 lookup (README: Sources): base URLs serving <base>/sha256/<hex>, tried in order,
@@ -101,6 +124,11 @@ class ProjectConfig(Spec):
             for name, version in value.items():
                 text_not_number(version, f"version of {name}", name)
         return value
+
+    @field_validator("toolchain_packages")
+    @classmethod
+    def _expand_pins(cls, pins: list[str], info: ValidationInfo) -> list[str]:
+        return [expand_versions(pin, info.data.get("versions", {})) for pin in pins]
 
     @field_validator("remote_cache")
     @classmethod
@@ -221,7 +249,11 @@ def read_config(root: Path, layer: ProjectLayer) -> tuple[ProjectConfig, Spec]:
     data = read_mapping(file, file, "must be a mapping")
     ours = engine_keys()
     config = validate(ProjectConfig, {key: value for key, value in data.items() if key in ours}, file)
-    settings = validate(layer.settings_model, {key: value for key, value in data.items() if key not in ours}, file)
+    # An engine key the layer's model declares too (e.g. `versions`) reaches it validated.
+    shared = {name: getattr(config, name) for name in ProjectConfig.model_fields
+              if name in layer.settings_model.model_fields}
+    layer_keys = {key: value for key, value in data.items() if key not in ours}
+    settings = validate(layer.settings_model, {**layer_keys, **shared}, file)
     check_environment(config)
     return config, settings
 

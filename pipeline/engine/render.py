@@ -38,8 +38,9 @@ def make_environment() -> SandboxedEnvironment:
 
 def project_vars(config: ProjectConfig, layer: Layer) -> dict[str, Any]:
     """What every template sees besides its task's own: `config` (the engine's keys and the
-    layer's together, snake_case), `python`, and the layer's variables. Computed once per load."""
-    return {"config": {**config.model_dump(), **layer.settings.model_dump()}, "python": sys.executable,
+    layer's together, snake_case; a key both read is the engine's), `python`, and the layer's
+    variables. Computed once per load."""
+    return {"config": {**layer.settings.model_dump(), **config.model_dump()}, "python": sys.executable,
             **layer.template_vars()}
 
 

@@ -2,7 +2,7 @@
 
     layer      the project layer (engine/layer.py) dodo.py and the CLI inject: template variables,
                the autotools/python-package/library builders, fingerprinted compilers
-    settings   its pipeline.yaml keys (target, malloc, llvm-version, snapshot preload...)
+    settings   its pipeline.yaml keys (target, malloc, versions.llvm, snapshot preload...)
     llvm       the LLVM cross toolchain for the target (`Toolchain`, `tc` in templates)
     context    $RECIPE_JSON for these builders: the engine's context plus toolchain and CPython kit
     contracts  every file and variable these tools pass between processes, as versioned models

@@ -51,17 +51,12 @@ def cache_dir(paths: Paths) -> Path:
 HOST_COMPILERS = ("cc", "gcc", "c++", "g++")
 
 
-def compilers(llvm_version: str) -> tuple[str, ...]:
-    """The compiler names steps run: the toolchain's (llvm.py: `clang-N`, `clang++-N`) and the host's."""
-    return (f"clang-{llvm_version}", f"clang++-{llvm_version}", *HOST_COMPILERS)
-
-
-def masquerade_dir(paths: Paths, llvm_version: str, ccache: str) -> Path:
+def masquerade_dir(paths: Paths, toolchain_compilers: tuple[str, ...], ccache: str) -> Path:
     """A folder of `clang-N` (and host compiler) -> ccache links (made once, atomically: steps
     may run side by side)."""
     folder = paths.compile_cache / "bin"
     folder.mkdir(parents=True, exist_ok=True)
-    for name in compilers(llvm_version):
+    for name in (*toolchain_compilers, *HOST_COMPILERS):
         link = folder / name
         if link.is_symlink() and os.readlink(link) == ccache:
             continue
@@ -81,14 +76,14 @@ def remote_storage(remote: RemoteSpec | None) -> str | None:
     return url + ("|read-only" if remote.readonly else "")
 
 
-def compile_cache_env(paths: Paths, llvm_version: str, max_size: str, work: Path,
+def compile_cache_env(paths: Paths, toolchain_compilers: tuple[str, ...], max_size: str, work: Path,
                       remote: RemoteSpec | None = None) -> dict[str, str]:
     """What a step's environment needs for its compiles to go through the cache; nothing when
     ccache is not installed or $PIPELINE_COMPILE_CACHE=0."""
     ccache = shutil.which(CCACHE)
     if ccache is None or os.environ.get(OFF_ENV, "1") == "0":
         return {}
-    folder = masquerade_dir(paths, llvm_version, ccache)
+    folder = masquerade_dir(paths, toolchain_compilers, ccache)
     return {
         "PATH": os.pathsep.join([str(folder), os.environ.get("PATH", os.defpath)]),
         "CCACHE_DIR": str(cache_dir(paths)),

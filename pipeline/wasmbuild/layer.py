@@ -110,7 +110,7 @@ class WasmBuild:
         self.remote = remote
         self.sysroot = str(paths.output_dir(settings.sysroot_recipe) / "sysroot") if settings.sysroot_recipe else ""
         # compiles map the checkout's path away (relocatable outputs)
-        self.toolchain = Toolchain.derive(settings.target, settings.llvm_version, self.sysroot, paths.root)
+        self.toolchain = Toolchain.derive(settings.target, settings.llvm_major, self.sysroot, paths.root)
 
     def template_vars(self) -> dict[str, Any]:
         return {"target": self.settings.target, "tc": self.toolchain.template_vars(), "sysroot": self.sysroot,
@@ -156,8 +156,9 @@ class WasmBuild:
 
     def step_env(self, work: Path) -> dict[str, str]:
         settings = self.settings
-        return {"TARGET": settings.target,
-                **compile_cache_env(self.paths, settings.llvm_version, settings.compile_cache_size, work, self.remote)}
+        cache_env = compile_cache_env(self.paths, self.toolchain.compilers(), settings.compile_cache_size, work,
+                                      self.remote)
+        return {"TARGET": settings.target, **cache_env}
 
     def step_counts(self, work: Path) -> dict[str, int]:
         return compile_counts(work)

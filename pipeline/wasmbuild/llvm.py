@@ -1,6 +1,6 @@
 """The LLVM cross toolchain for the target, as one model (`tc` in templates).
 
-Derived from pipeline.yaml's `target` and `llvm-version` in one place (`Toolchain.derive`):
+Derived from pipeline.yaml's `target` and `versions.llvm` in one place (`Toolchain.derive`):
 the templates (through the wasm layer, layer.py), the fingerprinted tools, the build
 context, and the toolchain task's toolchain.json (written by toolchain.py) all come from
 here. Kept apart from the recipe models so the tools that use it stay small to key.
@@ -17,7 +17,7 @@ class Toolchain(Contract):
     """An LLVM cross toolchain for one target, as Debian installs it (`clang-N`, `llvm-ar-N`, ...)."""
 
     target: str
-    llvm_version: str
+    llvm_major: str  # Debian's tool names carry it: clang-22
     cc: str
     cxx: str
     cpp: str
@@ -34,30 +34,35 @@ class Toolchain(Contract):
     fingerprint_tools: str  # their version strings enter every downstream key
 
     @classmethod
-    def derive(cls, target: str, llvm_version: str, sysroot: Path | str, source_root: Path | str = "") -> Toolchain:
+    def derive(cls, target: str, llvm_major: str, sysroot: Path | str, source_root: Path | str = "") -> Toolchain:
         """`source_root`: the checkout; compiles map it to `.` in `__FILE__`, debug info and
         macros (-ffile-prefix-map), so no output holds the checkout's path."""
-        v = llvm_version
+        v = llvm_major
+        n = f"-{v}" if v else ""  # no pinned LLVM (a fixture without a toolchain): the PATH's names
         base = f"--target={target} --sysroot={sysroot}"
         if source_root:
             base += f" -ffile-prefix-map={source_root}=."
         return cls(
             target=target,
-            llvm_version=v,
-            cc=f"clang-{v} {base}",
-            cxx=f"clang++-{v} {base}",
-            cpp=f"clang-cpp-{v} {base}",
-            ar=f"llvm-ar-{v}",
-            ranlib=f"llvm-ranlib-{v}",
-            nm=f"llvm-nm-{v}",
-            ld=f"wasm-ld-{v}",
-            strip=f"llvm-strip-{v}",
-            clang=f"clang-{v}",
+            llvm_major=v,
+            cc=f"clang{n} {base}",
+            cxx=f"clang++{n} {base}",
+            cpp=f"clang-cpp{n} {base}",
+            ar=f"llvm-ar{n}",
+            ranlib=f"llvm-ranlib{n}",
+            nm=f"llvm-nm{n}",
+            ld=f"wasm-ld{n}",
+            strip=f"llvm-strip{n}",
+            clang=f"clang{n}",
             sysroot=str(sysroot),
             libcxx_include=f"/usr/lib/llvm-{v}/include/{target}/c++/v1",
             libcxx_lib=f"/usr/lib/llvm-{v}/lib/{target}",
-            fingerprint_tools=f"clang-{v} wasm-ld-{v} llvm-ar-{v}",
+            fingerprint_tools=f"clang{n} wasm-ld{n} llvm-ar{n}",
         )
+
+    def compilers(self) -> tuple[str, str]:
+        """The C and C++ compilers' command names (what the compile cache stands in for)."""
+        return self.cc.split()[0], self.cxx.split()[0]
 
     def template_vars(self) -> dict[str, str]:
         """`tc` in templates: every tool, without the file's schema version."""

@@ -8,11 +8,12 @@ in `config` (e.g. `config.malloc`).
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import field_validator
+from pydantic import field_validator, model_validator
 
-from ..engine.spec import Spec, text_not_number
+from ..engine.config import version_major
+from ..engine.spec import Spec
 from ..preload import HASH_SEED_MAX, MODULE_NAME
 
 SIZE = re.compile(r"[0-9]+(\.[0-9]+)?[kMGT]")
@@ -24,7 +25,9 @@ class WasmSettings(Spec):
     # numpy's BLAS/LAPACK: OpenBLAS (recipes/openblas.yaml) with wasm SIMD, or none
     # (numpy's bundled lapack_lite, no SIMD: the earlier build, kept for measurement).
     numpy_blas: Literal["openblas", "none"] = "openblas"
-    llvm_version: str = "19"
+    # The engine's `versions` (read here too): `llvm` is the one LLVM version, Debian's
+    # (`1:22.1.8-1~deb12u1`); tool names carry its major (`clang-22`), pins name it whole.
+    versions: dict[str, str] = {}
     toolchain_recipe: str | None = "toolchain"  # whose compilers are fingerprinted
     sysroot_recipe: str | None = "malloc"  # its output holds the final sysroot
     cpython_recipe: str = "build_cpython"  # every python-package recipe builds against it
@@ -63,7 +66,13 @@ class WasmSettings(Spec):
             raise ValueError(f"{value!r} is not a size (a number with k, M, G or T, e.g. 5G)")
         return value
 
-    @field_validator("llvm_version", mode="before")
-    @classmethod
-    def _llvm_version(cls, value: Any) -> Any:
-        return text_not_number(value)
+    @model_validator(mode="after")
+    def _llvm_pinned(self) -> WasmSettings:
+        if self.toolchain_recipe is not None and "llvm" not in self.versions:
+            raise ValueError("versions: needs llvm, the Debian version of the LLVM toolchain (e.g. 1:22.1.8-1~deb12u1)")
+        return self
+
+    @property
+    def llvm_major(self) -> str:
+        """`22` for `1:22.1.8-1~deb12u1`; empty without a pinned LLVM (unversioned tool names)."""
+        return version_major(self.versions["llvm"]) if "llvm" in self.versions else ""

@@ -1,6 +1,6 @@
 """The toolchain task's outputs: what later recipes and build systems use of the LLVM toolchain.
 
-    python -m pipeline.wasmbuild.toolchain --target wasm32-wasi --llvm-version 19 \\
+    python -m pipeline.wasmbuild.toolchain --target wasm32-wasi --llvm-major 22 \\
         --sysroot build/malloc/sysroot --source-root . --templates toolchain --out "$OUT" --prefix "$PREFIX"
 
 writes into --out, all relocatable (no absolute path of the checkout: a toolchain restored
@@ -87,11 +87,11 @@ def write_exec_wrapper(path: Path, command: list[str], env: dict[str, str] | Non
 HERE_SYSROOT, HERE_ROOT = "/@wrapper-sysroot@", "/@wrapper-root@"
 
 
-def compiler_wrappers(tc_target: str, llvm_version: str, bin_dir: Path, final_bin: Path, sysroot: Path,
+def compiler_wrappers(tc_target: str, llvm_major: str, bin_dir: Path, final_bin: Path, sysroot: Path,
                       source_root: Path) -> dict[str, Path]:
     """`<target>-cc` and `<target>-c++`: the target's compilers as single executables that find
     the sysroot and the checkout relative to where they are installed (`final_bin`)."""
-    shape = Toolchain.derive(tc_target, llvm_version, HERE_SYSROOT, HERE_ROOT)
+    shape = Toolchain.derive(tc_target, llvm_major, HERE_SYSROOT, HERE_ROOT)
     finders = (
         'here=$(CDPATH= cd -- "$(dirname -- "$0")" && pwd -P)\n'
         f'root=$(CDPATH= cd -- "$here"/{shlex.quote(os.path.relpath(source_root, final_bin))} && pwd -P)\n'
@@ -120,13 +120,13 @@ def tool_versions(tc: Toolchain) -> str:
     return "".join(found)
 
 
-def install(target: str, llvm_version: str, sysroot: Path, source_root: Path, templates: Path, out: Path,
+def install(target: str, llvm_major: str, sysroot: Path, source_root: Path, templates: Path, out: Path,
             prefix: Path) -> list[Path]:
     """Every output of the toolchain task into `out`; paths inside them are relative to `prefix`,
     the final place, so the output holds no absolute path of the checkout."""
-    portable = Toolchain.derive(target, llvm_version, os.path.relpath(sysroot, prefix))
+    portable = Toolchain.derive(target, llvm_major, os.path.relpath(sysroot, prefix))
     written = [portable.write(out / "toolchain.json"), write_atomic_text(out / "versions.txt", tool_versions(portable))]
-    written += compiler_wrappers(target, llvm_version, out / "bin", prefix / "bin", sysroot, source_root).values()
+    written += compiler_wrappers(target, llvm_major, out / "bin", prefix / "bin", sysroot, source_root).values()
     where = TemplatePaths(bin_dir=prefix / "bin", sysroot=sysroot, relative_to=prefix)
     for template in sorted(templates.glob(f"*{TEMPLATE_SUFFIX}")):
         written.append(fill_template(template, portable, where, out / template.name.removesuffix(TEMPLATE_SUFFIX)))
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline.wasmbuild.toolchain", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--target", required=True, help="the target triple, e.g. wasm32-wasi")
-    parser.add_argument("--llvm-version", required=True, help="the major version Debian's tool names carry")
+    parser.add_argument("--llvm-major", required=True, help="the major version Debian's tool names carry")
     parser.add_argument("--sysroot", type=Path, required=True, help="the target's sysroot (may not exist yet)")
     parser.add_argument("--source-root", type=Path, required=True,
                         help="the checkout: the wrappers map it to . in what they compile (-ffile-prefix-map)")
@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prefix", type=Path, required=True, help="where --out will finally be")
     args = parser.parse_args(argv)
     try:
-        written = install(args.target, args.llvm_version, args.sysroot.absolute(), args.source_root.absolute(),
+        written = install(args.target, args.llvm_major, args.sysroot.absolute(), args.source_root.absolute(),
                           args.templates, args.out, args.prefix.absolute())
     except PipelineError as exc:
         return report_error(exc)
