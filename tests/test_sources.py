@@ -216,3 +216,40 @@ def test_pips_default_index_is_asked_without_pips_private_modules(tmp_path: Path
     base, private = proc.stdout.splitlines()
     assert base.startswith("https://") and base.endswith("/pypi")
     assert private == "[]"
+
+
+def test_members_unpacks_only_the_listed_paths_in_one_pass(tmp_path: Path) -> None:
+    archive = make_tar(tmp_path / "big.tar.xz", [
+        info("llvm-22/libcxx/include/vector"), info("llvm-22/libcxx/src/a.cpp"), info("llvm-22/libcxxabi/b.cpp"),
+        info("llvm-22/llvm/cmake/c.cmake"), info("llvm-22/llvm/lib/huge.cpp"), info("llvm-22/clang/d.cpp")])
+    src = unpack_source(archive, tmp_path / "work", None, ["libcxx", "llvm/cmake/"])
+    assert src.name == "llvm-22"
+    assert sorted(p.relative_to(src).as_posix() for p in src.rglob("*") if p.is_file()) == [
+        "libcxx/include/vector", "libcxx/src/a.cpp", "llvm/cmake/c.cmake"]
+    with pytest.raises(PipelineError, match=r"source\.members not in the archive: libunwind"):
+        unpack_source(archive, tmp_path / "again", None, ["libcxx", "libunwind"])
+    evil = make_tar(tmp_path / "evil.tar.gz", [info("pkg/ok/a"), info("pkg/ok/link", tarfile.SYMTYPE, "../../../x")])
+    with pytest.raises(PipelineError, match="refusing link"):
+        unpack_source(evil, tmp_path / "evil", None, ["ok"])
+    with pytest.raises(ValueError, match="is not a path below the archive's top folder"):
+        Source(url="file:///x.tar.gz", sha256="ab" * 32, members=["../etc"])
+
+
+def test_an_orig_that_arrived_is_taken_when_apt_fails_on_the_dsc(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Debian's archive here answers 404 for some .dsc files while their .orig downloads: apt exits
+    non-zero, the .orig is there, and its pinned sha256 decides."""
+    orig = make_tar(tmp_path / "pkg_1.0.orig.tar.gz", [info("pkg-1.0/a.c")])
+    fake = tmp_path / "bin" / "apt-get"
+    fake.parent.mkdir()
+    fake.write_text(f"#!/bin/sh\ncp {orig} .\necho 'E: Failed to fetch pkg_1.0-1.dsc  404  Not Found' >&2\nexit 100\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
+    monkeypatch.setattr(sources, "ensure_deb_src", lambda: None)
+    paths = Paths(root=tmp_path, cache=tmp_path / "cache")
+    found = fetch_source(paths, "recipes/x.yaml", tmp_path, Source(debian="pkg", version="1.0-1",
+                                                                   sha256=sha256_file(orig)))
+    assert found.name == orig.name and sha256_file(found) == sha256_file(orig)
+    fake.write_text("#!/bin/sh\necho 'E: Unable to find a source package for pkg' >&2\nexit 100\n")
+    with pytest.raises(PipelineError, match=r"apt-get source pkg=1\.0-1 failed: E: Unable to find a source package"):
+        fetch_source(paths, "recipes/x.yaml", tmp_path, Source(debian="pkg", version="1.0-1", sha256="cd" * 32))

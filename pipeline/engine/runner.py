@@ -147,7 +147,7 @@ def build_into(engine: Engine, task: str, at: Places, notes: list[str]) -> None:
         locations = source_locations(engine.paths.root, config.source_mirrors, config.source_dir)
         found = fetch_source(engine.paths, entry.rel, entry.folder, recipe.source,
                              package=(recipe.name, recipe.version), locations=locations, report=served)
-        src = unpack_source(found, at.work, recipe.source.extract_dir)
+        src = unpack_source(found, at.work, recipe.source.extract_dir, recipe.source.members)
         apply_patches(src, [entry.folder / p for p in recipe.source.patches], at.log)
         add_extras(src, entry.folder, recipe.source.extras)
     at.staging.mkdir(parents=True)

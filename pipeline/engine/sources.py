@@ -184,10 +184,13 @@ def fetch_debian(package: str, version: str, tmp_dir: Path) -> list[Path]:
         ["apt-get", "source", "--download-only", "-qq", f"{package}={version}"],
         cwd=tmp_dir, capture_output=True, text=True, check=False,
     )
-    if proc.returncode != 0:
+    origs = sorted(tmp_dir.glob("*.orig.tar.*"))
+    # Some archives answer 404 for a package's .dsc or .debian.tar while its .orig comes down:
+    # apt fails, but the caller checks the pinned sha256 of what arrived, so an .orig is enough.
+    if proc.returncode != 0 and not origs:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["?"]
         raise PipelineError(f"apt-get source {package}={version} failed: {tail[0]}")
-    return sorted(tmp_dir.glob("*.orig.tar.*")) or sorted(tmp_dir.glob("*.tar.*"))
+    return origs or sorted(tmp_dir.glob("*.tar.*"))
 
 
 @dataclass(frozen=True)
@@ -413,9 +416,40 @@ def check_tar_member(archive: Path, member: tarfile.TarInfo, dest: Path) -> None
             raise PipelineError(f"{archive.name}: refusing link {link} outside the tree")
 
 
-def safe_extract(archive: Path, dest: Path) -> None:
+def under_top_folder(name: str) -> str:
+    """A member's path below the archive's top folder (`llvm-22.1.8/libcxx/x` -> `libcxx/x`)."""
+    return name.strip("/").partition("/")[2]
+
+
+def extract_members(archive: Path, dest: Path, members: list[str]) -> None:
+    """Only the listed paths (below the top folder; a folder brings its whole tree), in one
+    streaming pass: a compressed tar is read once and the rest is never written."""
+    def wanted(name: str) -> bool:
+        inner = under_top_folder(name)
+        return not inner or any(inner == m or inner.startswith(m.rstrip("/") + "/") for m in members)
+
+    found: set[str] = set()
+    with tarfile.open(archive, "r|*") as tar:
+        for member in tar:
+            if not wanted(member.name):
+                continue
+            check_tar_member(archive, member, dest)
+            tar.extract(member, dest, filter="data")
+            inner = under_top_folder(member.name)
+            found.update(m for m in members if inner == m.rstrip("/") or inner.startswith(m.rstrip("/") + "/"))
+    missing = [m for m in members if m not in found]
+    if missing:
+        raise PipelineError(f"{archive.name}: source.members not in the archive: {', '.join(missing)}")
+
+
+def safe_extract(archive: Path, dest: Path, members: list[str] | None = None) -> None:
     """Unpack, refusing absolute paths, `..`, links leaving `dest`, and devices."""
     dest.mkdir(parents=True, exist_ok=True)
+    if members:
+        if archive.suffix in (".zip", ".whl"):
+            raise PipelineError(f"{archive.name}: source.members needs a tar archive")
+        extract_members(archive, dest, members)
+        return
     if archive.suffix in (".zip", ".whl"):
         with zipfile.ZipFile(archive) as zipped:
             for name in zipped.namelist():
@@ -429,8 +463,9 @@ def safe_extract(archive: Path, dest: Path) -> None:
         tar.extractall(dest, members=members, filter="data")
 
 
-def unpack_source(found: Path, work: Path, extract_dir: str | None) -> Path:
-    """Lay the source out under `work/src` and return the directory to build in."""
+def unpack_source(found: Path, work: Path, extract_dir: str | None, members: list[str] | None = None) -> Path:
+    """Lay the source out under `work/src` (only `members` of an archive, when given) and
+    return the directory to build in."""
     src_root = work / "src"
     if found.is_dir():
         shutil.copytree(found, src_root, symlinks=True)
@@ -439,7 +474,7 @@ def unpack_source(found: Path, work: Path, extract_dir: str | None) -> Path:
         src_root.mkdir(parents=True)
         shutil.copy2(found, src_root / found.name)
         return src_root
-    safe_extract(found, src_root)
+    safe_extract(found, src_root, members)
     if extract_dir:
         return src_root / extract_dir
     entries = list(src_root.iterdir())

@@ -77,6 +77,9 @@ class Source(Spec):
     version: str | None = None  # the PyPI or Debian version to fetch
     sha256: str | None = None
     extract_dir: str | None = None
+    # Paths below the archive's top folder to unpack (folders whole), instead of everything: a
+    # large tree (the LLVM source, 2 GB) of which a build needs a few folders.
+    members: list[str] = []
     patches: list[str] = []
     extras: list[tuple[str, str]] = []
 
@@ -84,6 +87,15 @@ class Source(Spec):
     @classmethod
     def _version(cls, value: Any) -> Any:
         return text_not_number(value)
+
+    @field_validator("members")
+    @classmethod
+    def _members(cls, members: list[str]) -> list[str]:
+        for member in members:
+            pure = PurePosixPath(member)
+            if not member or pure.is_absolute() or ".." in pure.parts:
+                raise ValueError(f"{member!r} is not a path below the archive's top folder")
+        return members
 
     @field_validator("sha256")
     @classmethod
