@@ -296,7 +296,7 @@ def build_freestanding_wasm(source: str, out: Path, *defines: str) -> Path:
     src = out.with_suffix(".c")
     src.write_text(source)
     subprocess.run(
-        [CLANG, "--target=wasm32-wasi", "-nostdlib", "-O2", "-Wl,--no-entry", "-Wl,--export=_start",
+        [CLANG, "--target=wasm32-wasi", "-nostdlib", "-ffreestanding", "-O2", "-Wl,--no-entry", "-Wl,--export=_start",
          *[f"-D{d}" for d in defines], str(src), "-o", str(out)],
         check=True,
     )

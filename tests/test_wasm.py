@@ -82,6 +82,7 @@ def _build(directory: Path, name: str, *defines: str) -> Path:
             str(CLANG),
             "--target=wasm32-wasi",
             "-nostdlib",
+            "-ffreestanding",  # no libc: loops stay loops, not strlen or memcpy calls
             "-O2",
             "-Wl,--no-entry",
             "-Wl,--export=_start",
@@ -344,7 +345,7 @@ def test_engine_runs_wasm_simd_and_refuses_relaxed_simd(tmp_path: Path) -> None:
     built = {}
     for name, flags in (("simd", ["-msimd128"]), ("relaxed", ["-msimd128", "-mrelaxed-simd", "-DRELAXED"])):
         built[name] = tmp_path / f"{name}.wasm"
-        subprocess.run([str(CLANG), "--target=wasm32-wasi", "-nostdlib", "-O2", "-Wl,--no-entry",
+        subprocess.run([str(CLANG), "--target=wasm32-wasi", "-nostdlib", "-ffreestanding", "-O2", "-Wl,--no-entry",
                         "-Wl,--export=_start", *flags, str(src), "-o", str(built[name])], check=True)
     engine = wasm.make_engine()
     assert wasm.run_wasi(wasm.load_module(engine, built["simd"]), engine, wasm.WasiRun()) == 14

@@ -39,7 +39,9 @@ class Toolchain(Contract):
         macros (-ffile-prefix-map), so no output holds the checkout's path."""
         v = llvm_major
         n = f"-{v}" if v else ""  # no pinned LLVM (a fixture without a toolchain): the PATH's names
-        base = f"--target={target} --sysroot={sysroot}"
+        # clang 22 calls the wasm32-wasi triple deprecated (for wasm32-wasip1) on every compile and
+        # link; the sysroot's lib/wasm32-wasi layout and CPython's --host keep the old name.
+        base = f"--target={target} --sysroot={sysroot} -Wno-deprecated"
         if source_root:
             base += f" -ffile-prefix-map={source_root}=."
         return cls(
