@@ -116,7 +116,7 @@ def test_build_context_carries_the_validated_recipe() -> None:
 
 def test_toolchain_follows_the_configured_llvm_version() -> None:
     tc = Toolchain.derive("wasm32-wasi", "20", "/s")
-    assert tc.cc == "clang-20 --target=wasm32-wasi --sysroot=/s -Wno-deprecated" and tc.ld == "wasm-ld-20"
+    assert tc.cc == "clang-20 --target=wasm32-wasi -Wno-deprecated --sysroot=/s" and tc.ld == "wasm-ld-20"
     assert "schema_version" not in tc.template_vars() and tc.template_vars()["nm"] == "llvm-nm-20"
 
 

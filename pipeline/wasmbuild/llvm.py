@@ -17,6 +17,7 @@ class Toolchain(Contract):
     """An LLVM cross toolchain for one target, as Debian installs it (`clang-N`, `llvm-ar-N`, ...)."""
 
     target: str
+    target_flags: str  # what selects the target in a command of one's own: --target and its quirks
     llvm_major: str  # Debian's tool names carry it: clang-22
     cc: str
     cxx: str
@@ -40,12 +41,15 @@ class Toolchain(Contract):
         v = llvm_major
         n = f"-{v}" if v else ""  # no pinned LLVM (a fixture without a toolchain): the PATH's names
         # clang 22 calls the wasm32-wasi triple deprecated (for wasm32-wasip1) on every compile and
-        # link; the sysroot's lib/wasm32-wasi layout and CPython's --host keep the old name.
-        base = f"--target={target} --sysroot={sysroot} -Wno-deprecated"
+        # link, an error under -Werror (wasi-libc's build); the sysroot's lib/wasm32-wasi layout
+        # and CPython's --host keep the old name.
+        target_flags = f"--target={target} -Wno-deprecated"
+        base = f"{target_flags} --sysroot={sysroot}"
         if source_root:
             base += f" -ffile-prefix-map={source_root}=."
         return cls(
             target=target,
+            target_flags=target_flags,
             llvm_major=v,
             cc=f"clang{n} {base}",
             cxx=f"clang++{n} {base}",
