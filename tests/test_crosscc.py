@@ -37,7 +37,7 @@ def crosscc(mode: str, *args: str, cwd: Path, env: dict[str, str]) -> subprocess
 
 
 def settings(log: Path) -> CrossSettings:
-    return CrossSettings(cc=(TOOLCHAIN.clang, "--target=wasm32-wasi", "-nostdlib"), cxx=(TOOLCHAIN.compilers()[1],),
+    return CrossSettings(cc=(TOOLCHAIN.clang, "--target=wasm32-wasi", "-nostdlib"), cxx=(TOOLCHAIN.clangxx,),
                          cflags=("-O2",), cxxflags=(), ar=TOOLCHAIN.ar, nm=TOOLCHAIN.nm, ld=TOOLCHAIN.ld,
                          log=str(log), drop_includes=("/host/include/python3.13",))
 

@@ -104,7 +104,7 @@ def test_stand_ins_compile_archive_and_collect_a_library(tmp_path: Path) -> None
     (work / "emcompat" / "host.json").write_text(json.dumps({"placed": ["include/from_host.h"], "host": []}))
     tc = TOOLCHAIN
     settings = emcompat.EmSettings(cc=[tc.clang, "--target=wasm32-wasi", "-I" + str(library_dir / "include")],
-                                   cxx=[tc.compilers()[1], "--target=wasm32-wasi"], cxx_link=[], ar=tc.ar,
+                                   cxx=[tc.clangxx, "--target=wasm32-wasi"], cxx_link=[], ar=tc.ar,
                                    ranlib=tc.ranlib, nm=tc.nm, strip=tc.strip,
                                    target="wasm32-wasi", config_site="", cmake_toolchain="",
                                    library_dir=str(library_dir))

@@ -12,6 +12,10 @@ from pathlib import Path
 
 from ..engine.contract import Contract
 
+# -wasm-use-legacy-eh=false only with one of -wasm-enable-sjlj or -fwasm-exceptions: alone,
+# clang 22's backend aborts ("-exception-model=wasm only allowed with at least one of ...").
+SJLJ_FLAGS = "-mllvm -wasm-enable-sjlj -mllvm -wasm-use-legacy-eh=false"
+
 
 class Toolchain(Contract):
     """An LLVM cross toolchain for one target, as Debian installs it (`clang-N`, `llvm-ar-N`, ...)."""
@@ -28,11 +32,17 @@ class Toolchain(Contract):
     ld: str
     strip: str
     clang: str
+    clangxx: str
     sysroot: str
     # Debian's per-target libc++ (libc++-N-dev-<target>): C++ compiles and links use these.
     libcxx_include: str
     libcxx_lib: str
     fingerprint_tools: str  # their version strings enter every downstream key
+    # setjmp/longjmp lowered to the exception-handling proposal: the standard encoding
+    # (exnref), which wasmtime runs; LLVM's default is still the legacy one, which it refuses.
+    sjlj_flags: str
+    # C++ exceptions too (C++ code may call setjmp as well, so both lowerings come together).
+    exception_flags: str
 
     @classmethod
     def derive(cls, target: str, llvm_major: str, sysroot: Path | str, source_root: Path | str = "") -> Toolchain:
@@ -60,15 +70,18 @@ class Toolchain(Contract):
             ld=f"wasm-ld{n}",
             strip=f"llvm-strip{n}",
             clang=f"clang{n}",
+            clangxx=f"clang++{n}",
             sysroot=str(sysroot),
             libcxx_include=f"/usr/lib/llvm-{v}/include/{target}/c++/v1",
             libcxx_lib=f"/usr/lib/llvm-{v}/lib/{target}",
             fingerprint_tools=f"clang{n} wasm-ld{n} llvm-ar{n}",
+            sjlj_flags=SJLJ_FLAGS,
+            exception_flags=f"-fwasm-exceptions {SJLJ_FLAGS}",
         )
 
     def compilers(self) -> tuple[str, str]:
         """The C and C++ compilers' command names (what the compile cache stands in for)."""
-        return self.cc.split()[0], self.cxx.split()[0]
+        return self.clang, self.clangxx
 
     def template_vars(self) -> dict[str, str]:
         """`tc` in templates: every tool, without the file's schema version."""
