@@ -256,7 +256,6 @@ def test_cpp_extension_builds_links_and_runs(built_chain: BuiltChain, tmp_path: 
     subprocess.run([sys.executable, "-m", "pipeline.wasmbuild.link", "--cpython", str(BUILD / "build_cpython"),
                     "--package", str(BUILD / "packages/cxxdemo"),
                     "--cc", str(BUILD / "toolchain/bin/wasm32-wasi-cc"), "--nm", toolchain["nm"],
-                    "--libcxx-lib", toolchain["libcxx_lib"],
                     "--work", str(tmp_path / "link"), "-o", str(wasm)], cwd=REPO, check=True, capture_output=True)
     run = subprocess.run(
         [sys.executable, "-m", "pipeline.wasm", "run", "--dir", f"{BUILD / 'build_cpython/runtime'}::/",

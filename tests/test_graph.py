@@ -100,7 +100,7 @@ def test_templates_see_config_tc_deps_and_versions(tmp_path: Path) -> None:
                                   outputs=["lib/python{{ config.versions.python | major_minor }}/os.py"]),
                       task="app")
     assert rendered.build.script == (f"clang-19 --target=wasm32-wasi -Wno-deprecated "
-                                     f"--sysroot={tmp_path}/build/malloc/sysroot "
+                                     f"--sysroot={tmp_path}/build/cxxrt/sysroot "
                                      f"-ffile-prefix-map={tmp_path}=. | "
                                      f"llvm-nm-19 | 19 | {tmp_path}/build/libc | 3.13 | app-1")
     assert rendered.outputs == ["lib/python3.13/os.py"]

@@ -36,10 +36,10 @@ def test_the_package_builder_reads_what_the_engine_wrote(tmp_path: Path, monkeyp
     env = pypackage.cross_env(ctx, INFO, tmp_path, tmp_path / "cross.jsonl")
     assert not [name for name in env if name.startswith("CROSS_")], "one variable, not eleven"
     settings = CrossSettings.from_text(env[CROSS_ENV], CROSS_ENV)
-    assert list(settings.cc) == shlex.split(ctx.toolchain.cc)
+    assert list(settings.cc) == [*shlex.split(ctx.toolchain.cc), *shlex.split(ctx.toolchain.sjlj_flags)]
     assert f"-I{ctx.cpython}/runtime/include/python3.13" in settings.cflags
     assert all(flag in settings.cflags for flag in shlex.split(ctx.recipe.build.cflags))
-    assert ctx.toolchain.libcxx_include in settings.cxx
+    assert list(settings.cxx[:-1]) == [*shlex.split(ctx.toolchain.cxx), *shlex.split(ctx.toolchain.exception_flags)]
     assert settings.drop_includes == (f"{ctx.build_python}/include/python3.13",)
     assert Path(env["PIP_CONSTRAINT"]).read_text().splitlines() == ctx.recipe.requirements.constraint
     wrapper = Path(env["CC"])

@@ -128,6 +128,9 @@ class Build(Spec):
     cxxflags: str = ""
     ldflags: str = ""
     backend_flags: str = ""
+    # C++ exceptions and setjmp/longjmp in the compiled code (the project layer's flags);
+    # false compiles C++ with -fno-exceptions and C without the setjmp lowering.
+    exceptions: bool = True
     exports: str | list[str] = "pyinit"
     unvendor_tests: bool = True
     cross_build_env: bool = False

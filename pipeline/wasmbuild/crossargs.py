@@ -97,7 +97,6 @@ class CrossSettings(FlatContract):
     log: str  # cross.jsonl: every compile and every extension archive, appended
     drop_includes: tuple[str, ...] = ()  # host include dirs that must never reach a wasm compile
     library_dirs: tuple[str, ...] = ()  # -L dirs of the recipe's ldflags: their static libraries join a module
-    cxx_link: tuple[str, ...] = ()  # added when the C++ compiler links a program (libc++'s -L)
 
     def to_env(self) -> dict[str, str]:
         return {CROSS_ENV: self.to_text()}

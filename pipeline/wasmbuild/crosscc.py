@@ -60,6 +60,7 @@ def run(argv: list[str]) -> int:
 
 
 CXX_SOURCES = (".cpp", ".cc", ".cxx", ".C", ".c++")
+RUNTIME_LIBRARIES = frozenset({"c", "m", "c++", "c++abi", "unwind"})
 
 
 def compile_step(settings: CrossSettings, lang: str, args: list[str]) -> int:
@@ -67,8 +68,6 @@ def compile_step(settings: CrossSettings, lang: str, args: list[str]) -> int:
         lang = "c++"  # some backends compile C++ sources with CC: give them libc++ anyway
     host_include = {f"-I{p}" for p in settings.drop_includes}
     argv = compiler(settings, lang) + [a for a in args if keep(a, host_include)]
-    if lang == "c++" and "-c" not in args and "-o" in args:
-        argv += settings.cxx_link  # a program: clang++ links libc++, which is not in the sysroot
     if "-c" in args and "-o" in args:
         append_event(Path(settings.log), CompileEvent(lang="c++" if lang == "c++" else "c", cwd=os.getcwd(),
                                                       argv=tuple(argv),
@@ -101,7 +100,9 @@ def link_step(settings: CrossSettings, args: list[str], linker: str = "ldshared"
     search = [a[2:] for a in args if a.startswith("-L") and len(a) > 2] + list(settings.library_dirs)
     libs = []
     for flag in (a for a in args if a.startswith("-l")):
-        archive = next((os.path.join(d, f"lib{flag[2:]}.a") for d in search
+        # The sysroot's runtimes stay out of every module: one copy, in the final link (a private
+        # copy of the exception tags would never catch what another module throws).
+        archive = None if flag[2:] in RUNTIME_LIBRARIES else next((os.path.join(d, f"lib{flag[2:]}.a") for d in search
                         if os.path.isfile(os.path.join(d, f"lib{flag[2:]}.a"))), None)
         if archive is None:
             libs.append(flag)

@@ -218,9 +218,9 @@ def setup() -> str:
     toolchain_out = next((Path(out) for out in ctx.deps.values() if (Path(out) / "toolchain.json").is_file()),
                          build / "toolchain")
     settings = EmSettings(
-        cc=[*shlex.split(tc.cc), "-I" + str(library_dir / "include")],
-        cxx=[*shlex.split(tc.cxx), "-nostdinc++", "-isystem", tc.libcxx_include, "-I" + str(library_dir / "include")],
-        cxx_link=["-L" + tc.libcxx_lib, "-lc++", "-lc++abi"],
+        cc=[*tc.c_compiler(ctx.recipe.build.exceptions), "-I" + str(library_dir / "include")],
+        cxx=[*tc.cxx_compiler(ctx.recipe.build.exceptions), "-I" + str(library_dir / "include")],
+        cxx_link=["-lc++", "-lc++abi"],
         ar=tc.ar, ranlib=tc.ranlib, nm=tc.nm, strip=tc.strip, target=tc.target,
         config_site=str(toolchain_out / "config.site"), cmake_toolchain=str(toolchain_out / "cmake-toolchain.cmake"),
         library_dir=str(library_dir),

@@ -32,7 +32,7 @@ def test() -> None:
     packages = [out, *(dep for dep in map(Path, ctx.package_deps) if (dep / "site-packages").is_dir())]
     wasm = work / "test-python.wasm"
     tc = ctx.toolchain
-    extensions = link_python(cpython, packages, tc.cc, wasm, work / "link", tc.nm, libcxx_lib=tc.libcxx_lib)
+    extensions = link_python(cpython, packages, tc.cc, wasm, work / "link", tc.nm)
     builtins = sorted(e.module for e in extensions)
     code = (
         "import sys, importlib\n"

@@ -13,6 +13,7 @@ Its import closure enters every task's key: keep it to these small modules.
 from __future__ import annotations
 
 import importlib.metadata
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -53,7 +54,8 @@ def double_quote(arg: str) -> str:
 def autotools_steps(recipe: Recipe, tc: Toolchain) -> str:
     args = " ".join(double_quote(arg) for arg in recipe.build.configure_args)
     return f"""\
-export CC="${{CC:-{tc.cc}}}" CXX="${{CXX:-{tc.cxx}}}" AR="${{AR:-{tc.ar}}}"
+export CC="${{CC:-{shlex.join(tc.c_compiler(recipe.build.exceptions))}}}"
+export CXX="${{CXX:-{shlex.join(tc.cxx_compiler(recipe.build.exceptions))}}}" AR="${{AR:-{tc.ar}}}"
 export RANLIB="${{RANLIB:-{tc.ranlib}}}" NM="${{NM:-{tc.nm}}}"
 export CFLAGS="${{CFLAGS:-{recipe.build.cflags or '-O2'}}}" LDFLAGS="${{LDFLAGS:-{recipe.build.ldflags}}}"
 ./configure --host={tc.target} --build="$(uname -m)-pc-linux-gnu" --prefix="$PREFIX" {args}

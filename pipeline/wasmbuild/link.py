@@ -22,20 +22,6 @@ from pathlib import Path
 from ..errors import PipelineError, report_error
 from .contracts import ExtensionList, RelinkKit
 
-# Debian's libc++abi for wasm32 is built without exceptions. C++ code compiled with
-# them on (numpy's pocketfft throws) calls these: a throw ends the program loudly.
-CXXABI_ABORT_C = r"""
-#include <stdio.h>
-#include <stdlib.h>
-void *__cxa_allocate_exception(size_t size) { return malloc(size); }
-void __cxa_free_exception(void *exception) { free(exception); }
-_Noreturn void __cxa_throw(void *exception, void *type, void (*destructor)(void *)) {
-    (void)exception; (void)type; (void)destructor;
-    fputs("fatal: a C++ exception was thrown; this wasm32 build has no exception support\n", stderr);
-    abort();
-}
-"""
-
 MARKER_DECLS = "/* -- ADDMODULE MARKER 1 -- */"
 MARKER_ENTRIES = "/* -- ADDMODULE MARKER 2 -- */"
 
@@ -118,7 +104,7 @@ def kit_path(kit: Path, arg: str) -> str:
 
 def link_python(
     cpython: Path, packages: list[Path], cc: str, output: Path, work: Path, nm: str,
-    extra_ldflags: tuple[str, ...] = (), libcxx_lib: str | None = None,
+    extra_ldflags: tuple[str, ...] = (),
 ) -> list[Extension]:
     kit = cpython / "relink"
     spec = RelinkKit.read(kit / "link.json")
@@ -131,14 +117,8 @@ def link_python(
     compiler = shlex.split(cc)
     config_o = work / "config.o"
     run([*compiler, "-DPy_BUILD_CORE", *includes, "-c", str(config_c), "-o", str(config_o)], "compile config.c")
-    cxx: tuple[str, ...] = ()
-    if any(e.cxx for e in extensions):
-        cxxabi_c, cxxabi_o = work / "cxxabi_abort.c", work / "cxxabi_abort.o"
-        cxxabi_c.write_text(CXXABI_ABORT_C)
-        run([*compiler, "-O2", "-c", str(cxxabi_c), "-o", str(cxxabi_o)], "compile cxxabi_abort.c")
-        if libcxx_lib is None:
-            raise PipelineError("C++ extensions need --libcxx-lib (the target's libc++ directory)")
-        cxx = (str(cxxabi_o), f"-L{libcxx_lib}", "-lc++", "-lc++abi")
+    # C++ extensions: the sysroot's C++ runtime (with exceptions; libunwind is inside libc++abi).
+    cxx = ("-lc++", "-lc++abi") if any(e.cxx for e in extensions) else ()
     package_flags = dict.fromkeys(flag for e in extensions for flag in e.ldflags)
     objects = [str(kit / obj) for obj in spec.objects]
     libs = [kit_path(kit, lib) for lib in spec.libs]
@@ -156,7 +136,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--package", type=Path, action="append", default=[], help="a package output dir")
     parser.add_argument("--cc", required=True, help="the wasm C compiler command")
     parser.add_argument("--nm", required=True, help="the llvm-nm command")
-    parser.add_argument("--libcxx-lib", metavar="DIR", help="the target's libc++ directory (for C++ extensions)")
     parser.add_argument("--work", type=Path, default=Path("link-work"))
     parser.add_argument("--report", type=Path, help="write the registered modules as JSON here")
     parser.add_argument("--ldflag", action="append", default=[], help="extra link flag, e.g. -Wl,--strip-debug")
@@ -164,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         extensions = link_python(args.cpython, args.package, args.cc, args.output, args.work, args.nm,
-                                 tuple(args.ldflag), args.libcxx_lib)
+                                 tuple(args.ldflag))
     except PipelineError as exc:
         return report_error(exc)
     if args.report:

@@ -8,6 +8,7 @@ here. Kept apart from the recipe models so the tools that use it stay small to k
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 from ..engine.contract import Contract
@@ -34,9 +35,6 @@ class Toolchain(Contract):
     clang: str
     clangxx: str
     sysroot: str
-    # Debian's per-target libc++ (libc++-N-dev-<target>): C++ compiles and links use these.
-    libcxx_include: str
-    libcxx_lib: str
     fingerprint_tools: str  # their version strings enter every downstream key
     # setjmp/longjmp lowered to the exception-handling proposal: the standard encoding
     # (exnref), which wasmtime runs; LLVM's default is still the legacy one, which it refuses.
@@ -72,12 +70,18 @@ class Toolchain(Contract):
             clang=f"clang{n}",
             clangxx=f"clang++{n}",
             sysroot=str(sysroot),
-            libcxx_include=f"/usr/lib/llvm-{v}/include/{target}/c++/v1",
-            libcxx_lib=f"/usr/lib/llvm-{v}/lib/{target}",
             fingerprint_tools=f"clang{n} wasm-ld{n} llvm-ar{n}",
             sjlj_flags=SJLJ_FLAGS,
             exception_flags=f"-fwasm-exceptions {SJLJ_FLAGS}",
         )
+
+    def c_compiler(self, exceptions: bool = True) -> list[str]:
+        """The C compiler command packages and libraries build with: setjmp/longjmp work."""
+        return [*shlex.split(self.cc), *(shlex.split(self.sjlj_flags) if exceptions else [])]
+
+    def cxx_compiler(self, exceptions: bool = True) -> list[str]:
+        """The C++ compiler command: exceptions on (the sysroot's C++ runtime has them), or off."""
+        return [*shlex.split(self.cxx), *(shlex.split(self.exception_flags) if exceptions else ["-fno-exceptions"])]
 
     def compilers(self) -> tuple[str, str]:
         """The C and C++ compilers' command names (what the compile cache stands in for)."""

@@ -108,18 +108,15 @@ def cross_settings(ctx: WasmBuildContext, info: BuildInfo, log: Path) -> CrossSe
     include = Path(ctx.cpython) / info.include
     library_dirs, _ = split_ldflags(expand_variables(build.ldflags))
     return CrossSettings(
-        cc=tuple(shlex.split(tc.cc)),
+        cc=tuple(tc.c_compiler(build.exceptions)),
         # CPython's WASI pthread stubs header says `restrict`, which C++ spells `__restrict`.
-        cxx=(*shlex.split(tc.cxx), "-fno-exceptions", "-nostdinc++", "-isystem", tc.libcxx_include,
-             "-Drestrict=__restrict"),
+        cxx=(*tc.cxx_compiler(build.exceptions), "-Drestrict=__restrict"),
         cflags=("-O2", "-DNDEBUG", f"-I{include}", *expand_variables(build.cflags)),
         cxxflags=("-O2", "-DNDEBUG", f"-I{include}", *expand_variables(build.cxxflags)),
         ar=tc.ar, nm=tc.nm, ld=tc.ld, log=str(log),
         # The build-python's own headers: x86_64 pyconfig.h must never reach a wasm compile.
         drop_includes=(str(Path(ctx.build_python) / "include" / Path(info.include).name),),
         library_dirs=tuple(library_dirs),
-        # Build systems' link checks (meson's BLAS symbol probe) link whole programs with CXX.
-        cxx_link=(f"-L{tc.libcxx_lib}",),
     )
 
 

@@ -29,7 +29,7 @@ class WasmSettings(Spec):
     # (`1:22.1.8-1~deb12u1`); tool names carry its major (`clang-22`), pins name it whole.
     versions: dict[str, str] = {}
     toolchain_recipe: str | None = "toolchain"  # whose compilers are fingerprinted
-    sysroot_recipe: str | None = "malloc"  # its output holds the final sysroot
+    sysroot_recipe: str | None = "cxxrt"  # its output holds the final sysroot
     cpython_recipe: str = "build_cpython"  # every python-package recipe builds against it
     build_python_recipe: str = "build_python"  # ...with this native CPython of the same version
     codegen_target: str | None = None  # None: this machine

@@ -90,7 +90,9 @@ HERE_SYSROOT, HERE_ROOT = "/@wrapper-sysroot@", "/@wrapper-root@"
 def compiler_wrappers(tc_target: str, llvm_major: str, bin_dir: Path, final_bin: Path, sysroot: Path,
                       source_root: Path) -> dict[str, Path]:
     """`<target>-cc` and `<target>-c++`: the target's compilers as single executables that find
-    the sysroot and the checkout relative to where they are installed (`final_bin`)."""
+    the sysroot and the checkout relative to where they are installed (`final_bin`). Complete
+    compilers: the sysroot holds libc, the setjmp runtime and the C++ runtime, and the flags for
+    setjmp/longjmp (cc) and C++ exceptions (c++) are theirs."""
     shape = Toolchain.derive(tc_target, llvm_major, HERE_SYSROOT, HERE_ROOT)
     finders = (
         'here=$(CDPATH= cd -- "$(dirname -- "$0")" && pwd -P)\n'
@@ -98,8 +100,8 @@ def compiler_wrappers(tc_target: str, llvm_major: str, bin_dir: Path, final_bin:
     )
     sysroot_words = '"$here"/' + shlex.quote(os.path.relpath(sysroot, final_bin))
     wrappers = {}
-    for tool, command in (("cc", shape.cc), ("c++", shape.cxx)):
-        line = shlex.join(shlex.split(command))
+    for tool, command in (("cc", shape.c_compiler()), ("c++", shape.cxx_compiler())):
+        line = shlex.join(command)
         line = line.replace(HERE_SYSROOT, sysroot_words).replace(HERE_ROOT, '"$root"')
         path = bin_dir / f"{tc_target}-{tool}"
         write_atomic(path, f"#!/bin/sh\n# {tc_target} {tool}: the sysroot and the checkout are found from this"

@@ -95,7 +95,9 @@ def localize_globals(path: Path, keep: set[str]) -> list[str]:
             continue
         else:
             raise PipelineError(f"{path}: unknown symbol kind {kind}")
-        if defined and not flags & (FLAG_LOCAL | FLAG_WEAK) and name not in keep:
+        # An exception tag stays global: a module-private tag would never catch what another
+        # module throws (and throwing needs the one the C++ runtime's catch pads name).
+        if defined and kind != KIND_TAG and not flags & (FLAG_LOCAL | FLAG_WEAK) and name not in keep:
             data[flags_at] |= FLAG_LOCAL
             localized.append(name)
     path.write_bytes(data)
