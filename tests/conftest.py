@@ -19,6 +19,7 @@ from typing import TypeVar
 
 import pytest
 import wasmtime
+import yaml
 
 import pipeline
 from pipeline.wasmbuild.layer import wasm_settings
@@ -326,6 +327,33 @@ EXCEPTIONS_WAT = """
 def build_exceptions_wasm(out: Path) -> Path:
     out.write_bytes(wasmtime.wat2wasm(EXCEPTIONS_WAT))
     return out
+
+
+def runtime_packages() -> list[str]:
+    """The runtime's package set: link.yaml's `packages:` dependencies."""
+    depends = yaml.safe_load((REPO / "recipes/link.yaml").read_text())["depends"]
+    return [task.removeprefix("packages:") for task in depends if task.startswith("packages:")]
+
+
+def python_wasm_with(package: str, tmp_path: Path) -> Path:
+    """python.wasm as recipes/link.yaml links it (the runtime's packages, the snapshot's exports),
+    plus one test-only package's extensions as built-ins (built here)."""
+    proc = doit_in(REPO, f"packages:{package}")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    build = REPO / "build"
+    toolchain = Toolchain.read(build / "toolchain/toolchain.json")
+    wasm, exports, cc = tmp_path / "python.wasm", tmp_path / "exports.o", str(build / "toolchain/bin/wasm32-wasi-cc")
+    # as recipes/link.yaml links it: with the snapshot's exports
+    subprocess.run([sys.executable, "-m", "pipeline.wasmbuild.exports", "--cpython", str(build / "build_cpython"),
+                    "--cc", cc, "-o", str(exports), str(REPO / "recipes/snapshot/exports.c")],
+                   cwd=REPO, check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "pipeline.wasmbuild.link", "--cpython", str(build / "build_cpython"),
+                    *(arg for name in (*runtime_packages(), package)
+                      for arg in ("--package", str(build / "packages" / name))),
+                    "--cc", cc, "--nm", toolchain.nm,
+                    f"--ldflag={exports}", "--work", str(tmp_path / "link"), "-o", str(wasm)],
+                   cwd=REPO, check=True, capture_output=True)
+    return wasm
 
 
 ServerT = TypeVar("ServerT", bound=socketserver.BaseServer)

@@ -16,14 +16,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, BuiltChain, checkout_copy, checkout_env, doit_in
+from conftest import REPO, BuiltChain, checkout_copy, checkout_env, doit_in, python_wasm_with
 
 from pipeline.engine.outputs import path_leaks
 from pipeline.engine.project import load_engine
 from pipeline.paths import task_slug
 from pipeline.wasmbuild.contracts import ExtensionList
 from pipeline.wasmbuild.layer import WASM_LAYER
-from pipeline.wasmbuild.llvm import Toolchain
 from pipeline.wasmbuild.regrtest import read_patterns
 
 BUILD = REPO / "build"
@@ -243,25 +242,67 @@ def test_no_output_of_the_chain_holds_the_checkouts_path(built_chain: BuiltChain
     assert checked >= 15 and (BUILD / "link/python.wasm").is_file()
 
 
+def run_with(wasm: Path, package: str, code: str, tmp: Path) -> str:
+    """`python -c code` in that python.wasm, the package's files on its path and a /tmp."""
+    tmp.mkdir(exist_ok=True)
+    run = subprocess.run(
+        [sys.executable, "-m", "pipeline.runtime.wasm", "run", "--dir", f"{BUILD / 'build_cpython/runtime'}::/",
+         "--dir", f"{BUILD / f'packages/{package}/site-packages'}::/pkg", "--dir", f"{tmp}::/tmp",
+         "--env", "PYTHONPATH=/pkg", str(wasm), "-c", code],
+        cwd=REPO, capture_output=True, text=True, check=False,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    return run.stdout
+
+
 def test_cpp_extension_builds_links_and_runs(built_chain: BuiltChain, tmp_path: Path) -> None:
-    """The C++ path: clang++ for wasm32, libc++/libc++abi, a built-in module that works."""
-    proc = doit("packages:cxxdemo")
-    assert proc.returncode == 0, proc.stdout[-3000:]
+    """The C++ path: clang++ for wasm32, the sysroot's libc++/libc++abi, a built-in module that
+    works, and a std::out_of_range thrown three frames down that the module turns into IndexError."""
+    wasm = python_wasm_with("cxxdemo", tmp_path)
     extensions = ExtensionList.read(BUILD / "packages/cxxdemo/extensions.json").extensions
     assert [e.model_dump() for e in extensions] == [{"module": "cxxdemo._words", "init": "PyInit_cxxdemo___words",
                                                      "archive": "static/cxxdemo._words.a", "cxx": True,
                                                      "ldflags": []}]
-    toolchain = Toolchain.read(BUILD / "toolchain/toolchain.json").model_dump()
-    wasm = tmp_path / "python.wasm"
-    subprocess.run([sys.executable, "-m", "pipeline.wasmbuild.link", "--cpython", str(BUILD / "build_cpython"),
-                    "--package", str(BUILD / "packages/cxxdemo"),
-                    "--cc", str(BUILD / "toolchain/bin/wasm32-wasi-cc"), "--nm", toolchain["nm"],
-                    "--work", str(tmp_path / "link"), "-o", str(wasm)], cwd=REPO, check=True, capture_output=True)
-    run = subprocess.run(
-        [sys.executable, "-m", "pipeline.wasm", "run", "--dir", f"{BUILD / 'build_cpython/runtime'}::/",
-         "--dir", f"{BUILD / 'packages/cxxdemo/site-packages'}::/pkg", "--env", "PYTHONPATH=/pkg", str(wasm),
-         "-c", "import sys, cxxdemo; print(cxxdemo.unique_sorted('pear fig apple fig'), "
-               "'cxxdemo._words' in sys.builtin_module_names)"],
-        cwd=REPO, capture_output=True, text=True, check=True,
-    )
-    assert run.stdout.strip() == "['apple', 'fig', 'pear'] True"
+    out = run_with(wasm, "cxxdemo", (
+        "import sys, cxxdemo\n"
+        "print(cxxdemo.unique_sorted('pear fig apple fig'), 'cxxdemo._words' in sys.builtin_module_names)\n"
+        "for n in (1, 7, -1):\n"
+        "    try: print(cxxdemo.nth_word('pear fig apple', n))\n"
+        "    except (IndexError, ValueError) as error: print(type(error).__name__, error)\n"), tmp_path / "tmp")
+    lines = out.splitlines()
+    assert lines[0] == "['apple', 'fig', 'pear'] True"
+    assert lines[1] == "fig"
+    assert lines[2] == "IndexError word 7: vector"  # libc++'s what() of vector::at
+    assert lines[3] == "ValueError n must not be negative"
+
+
+CRFSUITE_CHECKS = """\
+import pycrfsuite
+try:
+    pycrfsuite.Tagger().labels()
+except ValueError as error:
+    print("closed tagger:", error)
+trainer = pycrfsuite.Trainer(verbose=False)
+try:
+    trainer.set("no_such_parameter", 1)
+except ValueError as error:
+    print("unknown parameter:", error)
+xseq = [{"walk": 1.0}, {"shop": 1.0}, {"clean": 1.0}]
+trainer.append(xseq, ["rainy", "sunny", "rainy"])
+trainer.set_params({"max_iterations": 50})
+trainer.train("/tmp/weather.crfsuite")
+tagger = pycrfsuite.Tagger()
+tagger.open("/tmp/weather.crfsuite")
+print("tagged:", tagger.tag(xseq))
+"""
+
+
+def test_a_real_cpp_package_raises_its_cpp_exceptions_as_python_ones(built_chain: BuiltChain,
+                                                                     tmp_path: Path) -> None:
+    """python-crfsuite (PyPI): CRFsuite's C++ API throws std::invalid_argument, Cython's `except +`
+    turns it into ValueError with the message, and the interpreter goes on to train and tag."""
+    wasm = python_wasm_with("python-crfsuite", tmp_path)
+    out = run_with(wasm, "python-crfsuite", CRFSUITE_CHECKS, tmp_path / "tmp")
+    assert out.splitlines() == ["closed tagger: The tagger is not opened",
+                                "unknown parameter: Parameter not found: no_such_parameter = 1",
+                                "tagged: ['rainy', 'sunny', 'rainy']"]

@@ -47,10 +47,13 @@ LOCAL = ("__attribute__((noinline)) static int local_helper(int x) { return x + 
 def packages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("packages")
     crc = "int crc_table(void) {{ return {}; }}\n"
+    # What C++ inline functions compile to (libc++'s __throw_length_error in every module that
+    # may throw it): a weak definition, one per package, merged by the linker.
+    inline = "__attribute__((weak)) int shared_inline(void) {{ return {}; }}\n"
     return {
-        "alpha": package(root, "alpha", LOCAL.replace("uses_local", "alpha_uses") + crc.format(1)),
+        "alpha": package(root, "alpha", LOCAL.replace("uses_local", "alpha_uses") + crc.format(1) + inline.format(1)),
         "beta": package(root, "beta", LOCAL.replace("uses_local", "beta_uses") + crc.format(2)),
-        "gamma": package(root, "gamma", LOCAL.replace("uses_local", "gamma_uses")),
+        "gamma": package(root, "gamma", LOCAL.replace("uses_local", "gamma_uses") + inline.format(1)),
     }
 
 
@@ -58,6 +61,7 @@ def test_distinct_globals_and_same_named_statics_do_not_clash(packages: dict[str
     extensions = link.read_extensions([packages["alpha"], packages["gamma"]])
     assert [e.module for e in extensions] == ["alpha._ext", "gamma._ext"]
     assert "crc_table" in link.defined_globals(extensions[0].archive, str(NM))
+    assert "shared_inline" not in link.defined_globals(extensions[0].archive, str(NM)), "weak: merged, no clash"
     link.check_symbol_clashes(extensions, str(NM))  # no error
 
 

@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, BuiltChain, build_exceptions_wasm, checkout_copy, checkout_env, doit_in
+from conftest import REPO, BuiltChain, build_exceptions_wasm, checkout_copy, checkout_env, doit_in, python_wasm_with
 
 from pipeline.errors import ContractError, ExitCode, PipelineError
 from pipeline.preload import HASH_SEED_MAX
@@ -225,10 +226,11 @@ def probe_snapshot(probe_root: Path, tmp_path_factory: pytest.TempPathFactory) -
 
 
 def run_probe(probe_root: Path, snap: Path, tmp_path: Path, env: dict[str, str] | None = None,
-              extra_argv: tuple[str, ...] = (), preopens_first: str = "/") -> faasm_host.Call:
+              extra_argv: tuple[str, ...] = (), preopens_first: str = "/",
+              function: str = PROBE_FUNCTION) -> faasm_host.Call:
     func_dir = tmp_path / "func"
     func_dir.mkdir(exist_ok=True)
-    (func_dir / invoke.FUNCTION_FILE).write_text(PROBE_FUNCTION)
+    (func_dir / invoke.FUNCTION_FILE).write_text(function)
     engine = wasm.make_engine()
     module = wasm.load_module(engine, snap / runtime_guest.SNAPSHOT_WASM,
                               wasm.find_artifact(snap / "codegen", engine, snap / runtime_guest.SNAPSHOT_WASM))
@@ -425,3 +427,50 @@ def test_preload_list_keys_snapshot_codegen_and_invoke_only(built_root: Path, tm
     back = doit_ran(copy, "invoke")  # the old snapshot comes back from the cache
     assert {task: what for task, what in back.items() if what != "up to date"} == {
         "snapshot": "restored", "codegen": "restored", "invoke": "restored"}, back
+
+
+# ---------------------------------------------------------------- e2e: C++ exceptions in a snapshot
+
+# Preloaded: a C++ throw caught inside the extension while wizer-initialize runs.
+CXX_SNAPSHOT_MODULE = """
+import cxxdemo
+try:
+    cxxdemo.nth_word("one two", 9)
+except IndexError as error:
+    AT_SNAPSHOT = str(error)
+"""
+CXX_FUNCTION = """
+import cxxdemo, snapshot_cxx
+from pyfaasm.code import faasm_main, set_output
+
+
+@faasm_main
+def main():
+    try:
+        cxxdemo.nth_word("one two", 5)
+    except IndexError as error:
+        in_call = str(error)
+    set_output(f"{snapshot_cxx.AT_SNAPSHOT} | {in_call} | {cxxdemo.nth_word('one two', 1)}".encode())
+"""
+
+
+@pytest.mark.e2e
+def test_cpp_exceptions_survive_the_snapshot_and_codegen(built_root: Path, tmp_path: Path) -> None:
+    """python.wasm with a C++ extension (cxxdemo): wizer-initialize imports it and a throw is caught
+    there; the snapshot's machine code (exceptions keyed) runs a call that throws and catches again."""
+    relinked = python_wasm_with("cxxdemo", tmp_path)
+    root = tmp_path / "root"
+    subprocess.run(["cp", "-al", str(built_root), str(root)], check=True)
+    (root / snapshot.PYTHON_WASM).unlink()  # a hard link into the build: replace, never write through
+    shutil.copyfile(relinked, root / snapshot.PYTHON_WASM)
+    site = site_packages(root)
+    shutil.copytree(BUILD / "packages/cxxdemo/site-packages/cxxdemo", site / "cxxdemo")
+    (site / "snapshot_cxx.py").write_text(CXX_SNAPSHOT_MODULE)
+    out = tmp_path / "snapshot"
+    snapshot.make_snapshot(root, out, ["cxxdemo", "snapshot_cxx"])
+    codegen.generate(out, out / "codegen", wasm.make_engine())
+    index = json.loads((out / "codegen" / wasm.host_triple() / "index.json").read_text())
+    assert index[runtime_guest.SNAPSHOT_WASM]["fingerprint"]["exceptions"] is True
+    call = run_probe(root, out, tmp_path, function=CXX_FUNCTION)
+    assert call.code == 0, call.stderr.decode()
+    assert call.output == b"word 9: vector | word 5: vector | two"

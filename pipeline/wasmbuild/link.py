@@ -54,11 +54,14 @@ def read_extensions(package_dirs: list[Path]) -> list[Extension]:
 
 
 def defined_globals(archive: Path, nm: str) -> set[str]:
-    proc = subprocess.run([nm, "--defined-only", "--extern-only", "-j", str(archive)],
+    """The strong global definitions. Weak ones (C++ inline functions and templates, e.g. libc++'s
+    `__throw_length_error` in every module that can throw it) are meant to be merged: not clashes."""
+    proc = subprocess.run([nm, "--defined-only", "--extern-only", "-P", str(archive)],
                           capture_output=True, text=True, check=False)
     if proc.returncode:
         raise PipelineError(f"{nm} failed on {archive}: {proc.stderr.strip()}")
-    return {line for line in proc.stdout.split() if line and not line.endswith(":")}
+    entries = (line.split() for line in proc.stdout.splitlines())
+    return {fields[0] for fields in entries if len(fields) >= 2 and fields[1] not in "WwVv"}
 
 
 def check_symbol_clashes(extensions: list[Extension], nm: str) -> None:

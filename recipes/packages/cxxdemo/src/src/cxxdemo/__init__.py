@@ -1,5 +1,5 @@
 """Sorted unique words, counted in C++."""
 
-from cxxdemo._words import unique_sorted
+from cxxdemo._words import nth_word, unique_sorted
 
-__all__ = ["unique_sorted"]
+__all__ = ["nth_word", "unique_sorted"]
