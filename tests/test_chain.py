@@ -306,3 +306,22 @@ def test_a_real_cpp_package_raises_its_cpp_exceptions_as_python_ones(built_chain
     assert out.splitlines() == ["closed tagger: The tagger is not opened",
                                 "unknown parameter: Parameter not found: no_such_parameter = 1",
                                 "tagged: ['rainy', 'sunny', 'rainy']"]
+
+
+def test_a_c_library_longjmps_out_of_its_errors(built_chain: BuiltChain, tmp_path: Path) -> None:
+    """libpng (Debian's source): png_error longjmps back to the caller's setjmp, through a function
+    pointer; built and compiled with the toolchain's own C wrapper, with no flag of ours."""
+    proc = doit("libpng")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    program = tmp_path / "png_errors.wasm"
+    subprocess.run([str(BUILD / "toolchain/bin/wasm32-wasi-cc"), "-O2", f"-I{BUILD / 'libpng/include'}",
+                    f"-I{BUILD / 'zlib/include'}", str(REPO / "recipes/tests/png_errors.c"),
+                    f"-L{BUILD / 'libpng/lib'}", f"-L{BUILD / 'zlib/lib'}", "-lpng16", "-lz", "-lm",
+                    "-o", str(program)], check=True, capture_output=True)
+    run = subprocess.run([sys.executable, "-m", "pipeline.runtime.wasm", "run", str(program)], cwd=REPO,
+                         capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.stdout.splitlines()[1:] == [
+        "write and read back: pixels equal", "broken CRC, classic API: IDAT: CRC error",
+        "truncated, classic API: read past the end of the data",
+        "truncated, simplified API: read beyond end of data", "good, simplified API: decoded", "ok"]
