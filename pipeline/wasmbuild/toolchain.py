@@ -1,6 +1,6 @@
 """The toolchain task's outputs: what later recipes and build systems use of the LLVM toolchain.
 
-    python -m pipeline.wasmbuild.toolchain --target wasm32-wasi --llvm-major 22 \\
+    python -m pipeline.wasmbuild.toolchain --target wasm32-wasi --llvm-major MAJOR \\
         --sysroot build/malloc/sysroot --source-root . --templates toolchain --out "$OUT" --prefix "$PREFIX"
 
 writes into --out, all relocatable (no absolute path of the checkout: a toolchain restored
