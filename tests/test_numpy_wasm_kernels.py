@@ -63,7 +63,7 @@ FFT_REPEATS = """
 import sys
 import numpy as np
 np.fft.fft(np.ones(1000))  # numpy.fft's first-use imports and allocations, at another length
-signal = np.random.default_rng(0).standard_normal(2**14)
+signal = np.random.default_rng(0).standard_normal(16381)  # a prime: Bluestein, whose plan holds an FFT
 for _ in range(int(sys.argv[1])):
     np.fft.fft(signal)
 """
@@ -246,9 +246,12 @@ def test_fft_of_real_input_is_the_mirrored_rfft(np: Any, guest_and_native: tuple
 
 
 def test_fft_plans_are_cached(meter: FuelMeter) -> None:
-    """Measured at 2^14: the second call costs 0.82 of the first with the cache, 0.98 without."""
+    """At the prime 16381 the plan (Bluestein: twiddles and an FFT of its chirp) is about 40 % of a
+    first call: a repeat costs 0.62 of it with the cache (LLVM 19 and 22 alike), and as much as the
+    first without it. (At 2^14 the plan is a smaller part, 0.82-0.93 against 0.98 without: too
+    close to this VM's run-to-run noise of some 1e5 operators.)"""
     first, second = meter.per_repeat(FFT_REPEATS)
-    assert second < 0.9 * first, f"a repeated fft cost {second} wasm operators, the first {first}: no plan cache"
+    assert second < 0.8 * first, f"a repeated fft cost {second} wasm operators, the first {first}: no plan cache"
 
 
 @pytest.mark.parametrize(("operation", "op", "n", "most"), [
