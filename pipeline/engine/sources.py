@@ -424,19 +424,20 @@ def under_top_folder(name: str) -> str:
 def extract_members(archive: Path, dest: Path, members: list[str]) -> None:
     """Only the listed paths (below the top folder; a folder brings its whole tree), in one
     streaming pass: a compressed tar is read once and the rest is never written."""
-    def wanted(name: str) -> bool:
-        inner = under_top_folder(name)
-        return not inner or any(inner == m or inner.startswith(m.rstrip("/") + "/") for m in members)
+    def listed_under(inner: str) -> set[str]:
+        """The listed paths `inner` is, or lies below."""
+        return {m for m in members if inner == m.rstrip("/") or inner.startswith(m.rstrip("/") + "/")}
 
     found: set[str] = set()
     with tarfile.open(archive, "r|*") as tar:
         for member in tar:
-            if not wanted(member.name):
+            inner = under_top_folder(member.name)
+            covering = listed_under(inner)
+            if inner and not covering:
                 continue
             check_tar_member(archive, member, dest)
             tar.extract(member, dest, filter="data")
-            inner = under_top_folder(member.name)
-            found.update(m for m in members if inner == m.rstrip("/") or inner.startswith(m.rstrip("/") + "/"))
+            found |= covering
     missing = [m for m in members if m not in found]
     if missing:
         raise PipelineError(f"{archive.name}: source.members not in the archive: {', '.join(missing)}")
